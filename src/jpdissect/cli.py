@@ -1,0 +1,286 @@
+"""Command-line parsing only; the work happens in the modules it calls.
+
+Flags follow tshark's where the meaning is the same, so ``jpdissect read``
+can stand in for ``tshark -r`` in a user's scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from jpdissect import __version__
+
+PROG = "jpdissect"
+
+
+def _err(msg: str) -> None:
+    sys.stderr.write(f"{PROG}: {msg}\n")
+
+
+# ---------------------------------------------------------------------------
+# read
+
+
+def cmd_read(args: argparse.Namespace) -> int:
+    from jpdissect.capture import CaptureFormatError, open_capture
+    from jpdissect.dissectors import load_all
+    from jpdissect.engine import Engine, OptionError, refresh_primed
+    from jpdissect.model import FIELDS, prime, unprime_all
+    from jpdissect.output import (
+        EkWriter,
+        FieldOptions,
+        FieldsWriter,
+        JsonWriter,
+        summary_line,
+        write_hex,
+        write_tree,
+    )
+
+    load_all()
+    fields: list[str] = args.fields or []
+    bad = [f for f in fields if f not in FIELDS]
+    if bad:
+        _err("Some fields aren't valid:\n" + "".join(f"\t{b}\n" for b in bad).rstrip("\n"))
+        return 1
+    if args.T == "fields" and not fields:
+        _err('"-T fields" was specified, but no fields were specified with "-e".')
+        return 1
+    fopts = FieldOptions()
+    for spec in args.E or []:
+        try:
+            fopts.set(spec)
+        except ValueError as exc:
+            _err(str(exc))
+            return 1
+
+    flt = None
+    if args.Y:
+        from jpdissect.filters import FilterError, compile_filter
+
+        try:
+            flt = compile_filter(args.Y)
+        except FilterError as exc:
+            sys.stderr.write(f"{PROG}: {exc.message}\n{exc.caret()}\n")
+            return 1
+
+    json_like = args.T in ("json", "ek")
+    tree = bool(args.V) or (json_like and not fields)
+    cols = args.T in (None, "text") and not args.q
+    unprime_all()
+    prime(fields)
+    if flt is not None:
+        prime(flt.fields)
+    refresh_primed()
+    try:
+        engine = Engine(prefs=args.o or [], decode_as=args.d or [], tree=tree, cols=cols or tree)
+    except OptionError as exc:
+        _err(str(exc))
+        return 1
+
+    try:
+        reader = open_capture(args.r)
+    except CaptureFormatError as exc:
+        _err(str(exc))
+        return 2
+
+    out: TextIO = sys.stdout
+    writer = None
+    if args.w:
+        from jpdissect.capture.writer import PcapngWriter
+
+        try:
+            writer = PcapngWriter(sys.stdout.buffer if args.w == "-" else args.w, reader.interfaces)
+        except OSError as exc:
+            _err(f'The file "{args.w}" could not be opened for writing: {exc.strerror or exc}')
+            reader.close()
+            return 2
+    quiet = args.q or (args.w is not None and not args.P)
+    emit = None
+    closer = None
+    if not quiet:
+        if args.T == "fields":
+            emit = FieldsWriter(out, fields, fopts).write
+        elif args.T == "json":
+            jw = JsonWriter(out, fields or None)
+            emit, closer = jw.write, jw.close
+        elif args.T == "ek":
+            emit = EkWriter(out, fields or None).write
+        else:
+            def emit(pkt: object) -> None:  # type: ignore[misc]
+                if args.V:
+                    write_tree(out, pkt)  # type: ignore[arg-type]
+                elif not args.x or args.P:
+                    out.write(summary_line(pkt) + "\n")  # type: ignore[arg-type]
+                if args.x:
+                    write_hex(out, pkt)  # type: ignore[arg-type]
+
+    limit = args.c
+    status = 0
+    try:
+        with reader:
+            n = 0
+            for frame in reader:
+                pkt = engine.dissect(frame)
+                if flt is None or flt(pkt):
+                    engine.displayed(pkt)
+                    if emit is not None:
+                        emit(pkt)
+                    if writer is not None:
+                        writer.write(frame)
+                n += 1
+                if limit and n >= limit:
+                    break
+            engine.secrets.extend(reader.secrets)
+            if closer is not None:
+                closer()
+            out.flush()
+            if reader.error is not None:
+                _err(str(reader.error).removeprefix(f"{PROG}: "))
+                status = 2
+    except BrokenPipeError:
+        # `| head` closed the pipe: not an error for a filter-style tool.
+        try:
+            sys.stdout = open("/dev/null", "w")  # noqa: SIM115 - silence the final flush
+        except OSError:
+            pass
+        return 0
+    except KeyboardInterrupt:
+        out.flush()
+        return 130
+    finally:
+        if writer is not None:
+            writer.close()
+    return status
+
+
+# ---------------------------------------------------------------------------
+# fields / prefs / dissectors listings
+
+
+def cmd_fields(args: argparse.Namespace) -> int:
+    """Like ``tshark -G fields``: P lines for protocols, F lines for fields."""
+    import jpdissect.engine  # noqa: F401 - declares frame.*, data.*, _ws.*
+    from jpdissect.dissectors import load_all
+    from jpdissect.model import PROTOCOLS
+
+    load_all()
+    prefix = args.prefix
+    out = sys.stdout
+    for abbrev in sorted(PROTOCOLS):
+        p = PROTOCOLS[abbrev]
+        rows = [fd for fd in p.fields.values() if not prefix or fd.abbrev.startswith(prefix)]
+        if prefix and not rows and not abbrev.startswith(prefix):
+            continue
+        out.write(f"P\t{p.name}\t{abbrev}\n")
+        for fd in rows:
+            base = fd.base.value if fd.base else ""
+            strings = ""
+            if fd.strings and args.values:
+                strings = "\t" + "; ".join(f"{k}={v}" for k, v in list(fd.strings.items())[:64])
+            out.write(
+                f"F\t{fd.name}\t{fd.abbrev}\t{fd.ftype.value}\t{abbrev}\t{base}\t0x{fd.bitmask:x}\t{fd.desc}{strings}\n"
+            )
+    return 0
+
+
+def cmd_prefs(args: argparse.Namespace) -> int:
+    """Every ``-o`` preference with its type, default and meaning."""
+    import jpdissect.engine  # noqa: F401
+    from jpdissect.dissectors import load_all
+    from jpdissect.model import PREFS
+
+    load_all()
+    for name in sorted(PREFS):
+        p = PREFS[name]
+        default = p.default.hex() if isinstance(p.default, bytes) else p.default
+        sys.stdout.write(f"{name}\t{p.kind.__name__}\t{default!s}\t{p.desc}\n")
+    return 0
+
+
+def cmd_dissectors(args: argparse.Namespace) -> int:
+    """Dissector tables and heuristics: what ``-d`` can name and where."""
+    from jpdissect.dissectors import load_all
+    from jpdissect.dissectors.registry import REGISTRY
+
+    load_all()
+    out = sys.stdout
+    out.write("Dissectors (for -d TABLE==SELECTOR,PROTO):\n")
+    for name in sorted(REGISTRY.named):
+        out.write(f"  {name:<16} {REGISTRY.descriptions.get(name, '')}\n")
+    out.write("Tables:\n")
+    for table in sorted(REGISTRY.tables):
+        entries = ", ".join(f"{k}→{v}" for k, v in sorted(REGISTRY.tables[table].items(), key=lambda kv: str(kv[0])))
+        out.write(f"  {table}: {entries}\n")
+    out.write("Heuristics:\n")
+    for table in sorted(REGISTRY.heuristics):
+        for h in REGISTRY.heuristics[table]:
+            out.write(f"  {table}: {h.name} ({h.proto})\n")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Dissect and analyse join-proxy onboarding traffic (DTLS, JPY, CoAP, OSCORE, Thread relay).",
+        epilog="Run 'jpdissect COMMAND -h' for a command's options. "
+        "'jpdissect -r FILE …' is short for 'jpdissect read -r FILE …'.",
+    )
+    p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    r = sub.add_parser(
+        "read",
+        help="dissect a capture file and print it (tshark -r)",
+        description="Dissect a pcap/pcapng file (gzip allowed, '-' for stdin) with tshark's flags.",
+    )
+    r.add_argument("-r", metavar="FILE", required=True, help="capture file to read ('-' = stdin)")
+    r.add_argument("-c", metavar="N", type=int, help="stop after reading N frames")
+    r.add_argument("-Y", metavar="FILTER", help="display filter (Wireshark syntax)")
+    r.add_argument("-V", action="store_true", help="print the full protocol tree of each packet")
+    r.add_argument("-x", action="store_true", help="print a hex/ASCII dump of each packet's bytes")
+    r.add_argument("-P", action="store_true", help="print the summary line even with -w or -x")
+    r.add_argument("-T", choices=["text", "fields", "json", "ek"], help="output format")
+    r.add_argument("-e", metavar="FIELD", action="append", dest="fields", help="field to print (repeatable; see 'jpdissect fields')")
+    r.add_argument(
+        "-E", metavar="OPT=VAL", action="append",
+        help="-T fields options: header=y|n, separator=/t|/s|C, occurrence=f|l|a|N, aggregator=C, quote=d|s|n",
+    )
+    r.add_argument("-q", action="store_true", help="print no per-packet output")
+    r.add_argument("-d", metavar="TABLE==SEL,PROTO", action="append", help="decode as, e.g. udp.port==5685,coap")
+    r.add_argument("-o", metavar="NAME:VALUE", action="append", help="set a preference (see 'jpdissect prefs')")
+    r.add_argument("-w", metavar="OUT", help="write the frames that pass the filter to OUT (pcapng)")
+    r.set_defaults(func=cmd_read)
+
+    f = sub.add_parser("fields", help="list every field (tshark -G fields)")
+    f.add_argument("prefix", nargs="?", default="", help="only fields starting with this, e.g. coap")
+    f.add_argument("--values", action="store_true", help="also list value strings")
+    f.set_defaults(func=cmd_fields)
+
+    pr = sub.add_parser("prefs", help="list every -o preference")
+    pr.set_defaults(func=cmd_prefs)
+
+    ds = sub.add_parser("dissectors", help="list dissectors, tables and heuristics (for -d)")
+    ds.set_defaults(func=cmd_dissectors)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0].startswith("-") and args_list[0] not in ("-h", "--help", "--version"):
+        args_list.insert(0, "read")
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    return int(args.func(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

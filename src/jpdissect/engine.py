@@ -1,0 +1,339 @@
+"""The dissection engine: one per capture, turning frames into packets.
+
+It owns everything that changes while a capture is read -- preferences,
+decode-as overrides, ports learned at run time, per-protocol state such as
+reassembly tables -- so the dissector modules themselves stay stateless and
+a second capture read in the same process starts clean.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from jpdissect.capture import Frame
+from jpdissect.dissectors import load_all
+from jpdissect.dissectors.registry import REGISTRY, DissectFn, Registry
+from jpdissect.model import (
+    FT,
+    PREFS,
+    SYNTHETIC,
+    F,
+    Group,
+    Packet,
+    Protocol,
+    Severity,
+)
+
+# ---------------------------------------------------------------------------
+# The frame pseudo-protocol (always the first layer, as in Wireshark)
+
+P_FRAME = Protocol("frame", "Frame", "FRAME")
+FF = P_FRAME.declare(
+    F("frame.number", "Frame Number", FT.UINT32),
+    F("frame.time", "Arrival Time", FT.ABSTIME),
+    F("frame.time_epoch", "Epoch Time", FT.RELTIME, "Seconds since the epoch"),
+    F("frame.time_relative", "Time since reference or first frame", FT.RELTIME),
+    F("frame.time_delta", "Time delta from previous captured frame", FT.RELTIME),
+    F("frame.time_delta_displayed", "Time delta from previous displayed frame", FT.RELTIME),
+    F("frame.len", "Frame Length", FT.UINT32, unit="bytes"),
+    F("frame.cap_len", "Capture Length", FT.UINT32, unit="bytes"),
+    F("frame.interface_id", "Interface id", FT.UINT32),
+    F("frame.encap_type", "Encapsulation type", FT.UINT16),
+    F("frame.comment", "Comment", FT.STRING),
+    F("frame.protocols", "Protocols in frame", FT.STRING),
+    F("frame.marked", "Frame is marked", FT.BOOLEAN),
+    F("frame.ignored", "Frame is ignored", FT.BOOLEAN),
+)
+
+P_DATA = Protocol("data", "Data", "DATA")
+FD = P_DATA.declare(
+    F("data.data", "Data", FT.BYTES),
+    F("data.len", "Length", FT.UINT32),
+)
+
+P_WS = Protocol("_ws", "Wireshark internal", "_WS")
+FWS = P_WS.declare(
+    F("_ws.expert", "Expert Info", FT.NONE),
+    F("_ws.expert.message", "Message", FT.STRING),
+    F("_ws.expert.severity", "Severity level", FT.UINT32,
+      strings={1: "Comment", 2: "Chat", 3: "Note", 4: "Warning", 5: "Error"}),
+    F("_ws.expert.group", "Group", FT.STRING),
+    F("_ws.malformed", "Malformed Packet", FT.NONE),
+)
+
+SYNTHETIC["_ws.expert"] = lambda p: [None] * bool(p.experts)
+SYNTHETIC["_ws.expert.message"] = lambda p: [e.message for e in p.experts]
+SYNTHETIC["_ws.expert.severity"] = lambda p: [int(e.severity) for e in p.experts]
+SYNTHETIC["_ws.expert.group"] = lambda p: [e.group.value for e in p.experts]
+SYNTHETIC["_ws.malformed"] = lambda p: [None] * any(lay.malformed for lay in p.layers)
+SYNTHETIC["frame.protocols"] = lambda p: [p.protocols]
+
+# Wireshark's link-layer type names, for the frame tree.
+ENCAP_NAMES = {
+    0: "NULL/Loopback", 1: "Ethernet", 101: "Raw IP", 108: "OpenBSD loopback",
+    113: "Linux cooked-mode capture v1", 276: "Linux cooked-mode capture v2",
+    228: "Raw IPv4", 229: "Raw IPv6", 195: "IEEE 802.15.4 Wireless PAN",
+    230: "IEEE 802.15.4 Wireless PAN non-ASK PHY", 283: "IEEE 802.15.4 Wireless PAN with TAP",
+}
+FF.encap_type.strings = ENCAP_NAMES
+
+_DECODE_AS = re.compile(r"^\s*([a-z0-9_.]+)\s*==\s*([0-9x,\-]+)\s*,\s*([A-Za-z0-9_.\-]+)\s*$")
+
+
+class OptionError(ValueError):
+    """A bad ``-o`` or ``-d`` argument, reported before reading anything."""
+
+
+def parse_decode_as(spec: str, registry: Registry = REGISTRY) -> tuple[str, list[int], str]:
+    """``udp.port==5685,coap`` -> ("udp.port", [5685], "coap"); ranges ``a-b`` allowed."""
+    m = _DECODE_AS.match(spec)
+    if not m:
+        raise OptionError(
+            f'Invalid -d argument "{spec}": expected <layer type>==<selector>,<decode-as protocol>, '
+            "e.g. udp.port==5685,coap"
+        )
+    table, sel, proto = m.group(1), m.group(2), m.group(3).lower()
+    if table not in registry.tables and table not in ("udp.port",):
+        known = ", ".join(sorted(registry.tables))
+        raise OptionError(f'Invalid -d table "{table}"; valid tables: {known}')
+    if proto not in registry.named:
+        known = ", ".join(sorted(registry.named))
+        raise OptionError(f'Invalid -d protocol "{proto}"; valid protocols: {known}')
+    keys: list[int] = []
+    try:
+        for part in sel.split(","):
+            if "-" in part:
+                a, b = part.split("-", 1)
+                lo, hi = int(a, 0), int(b, 0)
+                if hi - lo > 65535 or hi < lo:
+                    raise ValueError(part)
+                keys.extend(range(lo, hi + 1))
+            else:
+                keys.append(int(part, 0))
+    except ValueError as exc:
+        raise OptionError(f'Invalid -d selector "{sel}"') from exc
+    return table, keys, proto
+
+
+def parse_pref(spec: str) -> tuple[str, Any]:
+    """``dtls.cid_length:4`` -> ("dtls.cid_length", 4), typed by the declaration."""
+    name, sep, value = spec.partition(":")
+    name = name.strip()
+    if not sep:
+        raise OptionError(f'Invalid -o flag "{spec}": expected name:value')
+    pref = PREFS.get(name)
+    if pref is None:
+        known = ", ".join(sorted(PREFS)) or "(none)"
+        raise OptionError(f'Invalid -o flag "{spec}": unknown preference "{name}"; known: {known}')
+    try:
+        return name, pref.parse(value)
+    except ValueError as exc:
+        raise OptionError(f'Invalid -o flag "{spec}": {exc}') from exc
+
+
+class Engine:
+    """Dissects frames in capture order and carries state between them."""
+
+    def __init__(
+        self,
+        prefs: Iterable[str] | dict[str, Any] = (),
+        decode_as: Iterable[str] = (),
+        tree: bool = False,
+        cols: bool = True,
+        registry: Registry = REGISTRY,
+    ) -> None:
+        load_all()
+        self.registry = registry
+        self.tree = tree
+        self.cols = cols
+        self.prefs: dict[str, Any] = {n: p.default for n, p in PREFS.items()}
+        if isinstance(prefs, dict):
+            self.prefs.update(prefs)
+        else:
+            for spec in prefs:
+                k, v = parse_pref(spec)
+                self.prefs[k] = v
+        # Per-capture overrides of the static tables: decode-as and learned entries.
+        self.overrides: dict[str, dict[Any, str]] = {}
+        for spec in decode_as:
+            table, keys, proto = parse_decode_as(spec, registry)
+            for k in keys:
+                self.overrides.setdefault(table, {})[k] = proto
+        self.learned: dict[str, dict[Any, str]] = {}
+        self.state: dict[str, Any] = {}
+        self.count = 0
+        self.first_ts: int | None = None
+        self.prev_ts: int | None = None
+        self.prev_displayed_ts: int | None = None
+        self.secrets: list[tuple[int, bytes]] = []
+        self._named = registry.named
+        self._tables = registry.tables
+        self._heur = registry.heuristics
+
+    # -- driving ---------------------------------------------------------
+    def dissect(self, frame: Frame) -> Packet:
+        """Dissect one frame; never raises for any bytes a frame can hold."""
+        self.count += 1
+        pkt = Packet(
+            self.count, frame.ts_ns, frame.data, frame.linktype, frame.wirelen,
+            frame.interface_id, frame.comments, self.tree, self.cols,
+        )
+        pkt.cap = self
+        pkt.offset = frame.offset
+        pkt.flags = frame.flags
+        ts = frame.ts_ns
+        if self.first_ts is None:
+            self.first_ts = ts
+            self.prev_ts = ts
+            self.prev_displayed_ts = ts
+        pkt.rel_ns = ts - self.first_ts
+        pkt.delta_ns = ts - (self.prev_ts if self.prev_ts is not None else ts)
+        pkt.delta_displayed_ns = ts - (self.prev_displayed_ts if self.prev_displayed_ts is not None else ts)
+        self.prev_ts = ts
+        data = frame.data
+        n = len(data)
+        lay = pkt.add_layer(P_FRAME, 0, n)
+        if pkt.tree or _FRAME_PRIMED[0]:
+            self._frame_fields(pkt, lay, frame)
+        try:
+            if not self.call_table("wtap_encap", frame.linktype, pkt, data, 0, n, 0):
+                self.call_data(pkt, data, 0, n, 0)
+        except Exception as exc:  # noqa: BLE001 - the contract: nothing escapes a dissector
+            # A dissector bug must not lose the frame: Wireshark shows it as a
+            # dissector bug expert entry, and so do we.
+            where = pkt.layers[-1]
+            pkt.expert(where, Severity.ERROR, Group.MALFORMED,
+                       f"Dissector bug, protocol {where.proto.short}: {type(exc).__name__}: {exc}")
+            if pkt.cols and not pkt.info:
+                pkt.info = "[Malformed Packet]"
+        if pkt.tree:
+            lay.add(FF.protocols, pkt.protocols, 0, 0, generated=True)
+        if pkt.cols and any(lay.malformed for lay in pkt.layers) and "[Malformed" not in pkt.info:
+            pkt.info = (pkt.info + " " if pkt.info else "") + "[Malformed Packet]"
+        return pkt
+
+    def displayed(self, pkt: Packet) -> None:
+        """The CLI tells the engine which frames passed the filter (frame.time_delta_displayed)."""
+        self.prev_displayed_ts = pkt.ts_ns
+
+    def run(self, frames: Iterable[Frame]) -> Iterator[Packet]:
+        for fr in frames:
+            yield self.dissect(fr)
+
+    def _frame_fields(self, pkt: Packet, lay: Any, frame: Frame) -> None:
+        n = pkt.caplen
+        add = lay.add
+        add(FF.interface_id, frame.interface_id, 0, 0)
+        add(FF.encap_type, frame.linktype, 0, 0)
+        add(FF.time, frame.ts_ns, 0, 0)
+        add(FF.time_epoch, frame.ts_ns, 0, 0)
+        add(FF.time_delta, pkt.delta_ns, 0, 0, generated=True)
+        add(FF.time_delta_displayed, pkt.delta_displayed_ns, 0, 0, generated=True)
+        add(FF.time_relative, pkt.rel_ns, 0, 0, generated=True)
+        add(FF.number, pkt.number, 0, 0)
+        add(FF.len, frame.wirelen, 0, 0)
+        add(FF.cap_len, n, 0, 0)
+        add(FF.marked, False, 0, 0, generated=True)
+        add(FF.ignored, False, 0, 0, generated=True)
+        for c in frame.comments:
+            add(FF.comment, c, 0, 0)
+        if pkt.tree:
+            lay.label = (
+                f"Frame {pkt.number}: {frame.wirelen} bytes on wire ({frame.wirelen * 8} bits), "
+                f"{n} bytes captured ({n * 8} bits)"
+                + (f" on interface {frame.interface_id}" if frame.interface_id else "")
+            )
+
+    # -- calling dissectors ---------------------------------------------
+    def pref(self, name: str) -> Any:
+        return self.prefs[name]
+
+    def call(self, name: str, pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
+        """Run a dissector by name; unknown names fall back to data."""
+        fn = self._named.get(name)
+        if fn is None:
+            return self.call_data(pkt, buf, off, end, src)
+        return fn(pkt, buf, off, end, src)
+
+    def lookup(self, table: str, key: Any) -> DissectFn | None:
+        """Decode-as beats learned entries beats the static table."""
+        ov = self.overrides.get(table)
+        if ov is not None and key in ov:
+            return self._named.get(ov[key])
+        le = self.learned.get(table)
+        if le is not None and key in le:
+            return self._named.get(le[key])
+        t = self._tables.get(table)
+        if t is not None:
+            name = t.get(key)
+            if name is not None:
+                return self._named.get(name)
+        return None
+
+    def call_table(self, table: str, key: Any, pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
+        fn = self.lookup(table, key)
+        if fn is None:
+            return False
+        return fn(pkt, buf, off, end, src)
+
+    def call_ports(
+        self, table: str, heur: str, pkt: Packet, buf: bytes, off: int, end: int, src: int
+    ) -> bool:
+        """UDP-style dispatch: decode-as, then the lower port, the higher port, heuristics, data.
+
+        Wireshark tries the lower-numbered port first (a client's ephemeral port
+        is the higher one); decode-as on either port wins over everything.
+        """
+        sport, dport = pkt.srcport, pkt.dstport
+        lo, hi = (sport, dport) if sport <= dport else (dport, sport)
+        ov = self.overrides.get(table)
+        if ov is not None:
+            for p in (lo, hi):
+                name = ov.get(p)
+                if name is not None:
+                    return self.call(name, pkt, buf, off, end, src)
+        for p in (lo, hi):
+            fn = self.lookup(table, p)
+            if fn is not None and fn(pkt, buf, off, end, src):
+                return True
+        if self.call_heuristics(heur, pkt, buf, off, end, src):
+            return True
+        return self.call_data(pkt, buf, off, end, src)
+
+    def call_heuristics(self, table: str, pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
+        for h in self._heur.get(table, ()):
+            if h.enabled and h.fn(pkt, buf, off, end, src):
+                return True
+        return False
+
+    def learn(self, table: str, key: Any, name: str) -> None:
+        """Register a port (or other key) discovered in the traffic for the rest of the capture."""
+        self.learned.setdefault(table, {})[key] = name
+
+    def call_data(self, pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
+        return dissect_data(pkt, buf, off, end, src)
+
+
+@REGISTRY.dissector("data", "Raw bytes nobody claims (data.data, data.len)")
+def dissect_data(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
+    """Bytes nobody claims: shown as ``data`` with its length, as tshark does."""
+    if end <= off:
+        return True
+    lay = pkt.add_layer(P_DATA, off, end - off, src)
+    if pkt.tree or FD.data.primed:
+        lay.add(FD.data, buf[off:end], off, end - off)
+    lay.add(FD.len, end - off, off, end - off, generated=True)
+    if pkt.tree:
+        lay.label = f"Data ({end - off} bytes)"
+    return True
+
+
+# Whether any frame.* field is primed: checked once per frame instead of per field.
+_FRAME_PRIMED = [False]
+
+
+def refresh_primed() -> None:
+    """Call after priming fields (the CLI does) so the frame layer knows to fill itself."""
+    _FRAME_PRIMED[0] = any(fd.primed for fd in P_FRAME.fields.values())

@@ -1,0 +1,79 @@
+"""The engine's contracts: nothing escapes a dissector, decode-as and -o are validated up front."""
+
+from __future__ import annotations
+
+import pytest
+
+from jpdissect.capture import Frame
+from jpdissect.dissectors.registry import REGISTRY
+from jpdissect.engine import Engine, OptionError, parse_decode_as, parse_pref
+from jpdissect.model import FIELDS, FT, Group, Packet
+
+
+def _frame(data: bytes, linktype: int = 147) -> Frame:
+    # LINKTYPE_USER0 (147): no dissector is registered for it, so bytes go to data.
+    return Frame(ts_ns=1_700_000_000_123_456_789, caplen=len(data), wirelen=len(data), data=data, linktype=linktype)
+
+
+def test_unclaimed_bytes_become_data_with_length() -> None:
+    eng = Engine(tree=True)
+    pkt = eng.dissect(_frame(b"\x01\x02\x03"))
+    assert pkt.protocols == "data"
+    assert pkt.values("data.data") == [b"\x01\x02\x03"]
+    assert pkt.values("data.len") == [3]
+    assert pkt.values("frame.number") == [1]
+    assert pkt.values("frame.len") == [3]
+
+
+def test_frame_times_are_relative_to_first_and_previous() -> None:
+    eng = Engine(tree=True)
+    a = eng.dissect(_frame(b"a"))
+    b = eng.dissect(Frame(ts_ns=a.ts_ns + 1_500_000_000, caplen=1, wirelen=1, data=b"b", linktype=147))
+    assert b.values("frame.time_relative") == [1_500_000_000]
+    assert b.values("frame.time_delta") == [1_500_000_000]
+    assert FIELDS["frame.time_relative"].fmt_value(b.get("frame.time_relative")) == "1.500000000"
+    assert FIELDS["frame.time_epoch"].fmt_value(a.get("frame.time_epoch")) == "1700000000.123456789"
+    assert FIELDS["frame.time"].fmt_value(a.get("frame.time")) == "Nov 14, 2023 22:13:20.123456789 UTC"
+
+
+def test_dissector_exception_becomes_expert_info_and_frame_survives() -> None:
+    def boom(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
+        raise IndexError("synthetic bug")
+
+    REGISTRY.named["_test_boom"] = boom
+    REGISTRY.add("wtap_encap", 148, "_test_boom")
+    try:
+        pkt = Engine().dissect(_frame(b"xyz", linktype=148))
+    finally:
+        del REGISTRY.named["_test_boom"]
+        del REGISTRY.tables["wtap_encap"][148]
+    assert pkt.number == 1
+    assert any(e.group is Group.MALFORMED and "synthetic bug" in e.message for e in pkt.experts)
+    assert pkt.has("_ws.malformed")
+
+
+def test_decode_as_is_validated() -> None:
+    assert parse_decode_as("udp.port==5690,data") == ("udp.port", [5690], "data")
+    assert parse_decode_as("udp.port==10-12,data")[1] == [10, 11, 12]
+    with pytest.raises(OptionError):
+        parse_decode_as("udp.port=5690,data")
+    with pytest.raises(OptionError):
+        parse_decode_as("udp.port==5690,nosuchproto")
+
+
+def test_unknown_preference_is_refused() -> None:
+    with pytest.raises(OptionError):
+        parse_pref("no.such.pref:1")
+    with pytest.raises(OptionError):
+        parse_pref("missing-colon")
+
+
+def test_field_formatting_follows_tshark() -> None:
+    from jpdissect.model import Base, FieldDef
+
+    assert FieldDef("x.a", "a", FT.UINT16, base=Base.HEX).fmt_value(0x32) == "0x0032"
+    assert FieldDef("x.b", "b", FT.UINT8, base=Base.HEX).fmt_value(2) == "0x02"
+    assert FieldDef("x.c", "c", FT.BYTES).fmt_value(b"\x16\xfe") == "16fe"
+    assert FieldDef("x.d", "d", FT.BOOLEAN).fmt_value(True) == "1"
+    assert FieldDef("x.e", "e", FT.IPv6).fmt_value(bytes(15) + b"\x01") == "::1"
+    assert FieldDef("x.f", "f", FT.ETHER).fmt_value(bytes(6)) == "00:00:00:00:00:00"
