@@ -17,8 +17,9 @@ def load_all() -> None:
     global _loaded
     if _loaded:
         return
-    _loaded = True
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if info.name.startswith("_") or info.name == "registry":
             continue
         importlib.import_module(f"{__name__}.{info.name}")
+    # Only now: a module that failed to import must fail again, loudly, next time.
+    _loaded = True
