@@ -321,7 +321,10 @@ def dissect_data(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
     """Bytes nobody claims: shown as ``data`` with its length, as tshark does."""
     if end <= off:
         return True
+    proto = pkt.protocol
     lay = pkt.add_layer(P_DATA, off, end - off, src)
+    if proto and proto != P_FRAME.short:
+        pkt.protocol = proto  # Wireshark's data dissector leaves the Protocol column alone
     if pkt.tree or FD.data.primed:
         lay.add(FD.data, buf[off:end], off, end - off)
     lay.add(FD.len, end - off, off, end - off, generated=True)
