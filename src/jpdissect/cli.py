@@ -267,6 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     ds = sub.add_parser("dissectors", help="list dissectors, tables and heuristics (for -d)")
     ds.set_defaults(func=cmd_dissectors)
+
+    from jpdissect.lab import cli as lab_cli
+
+    lab_cli.add_parser(sub).set_defaults(func=lab_cli.run)
     return p
 
 
@@ -276,6 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args_list.insert(0, "read")
     parser = build_parser()
     args = parser.parse_args(args_list)
+    args.argv = args_list[1:]
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
