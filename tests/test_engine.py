@@ -77,3 +77,20 @@ def test_field_formatting_follows_tshark() -> None:
     assert FieldDef("x.d", "d", FT.BOOLEAN).fmt_value(True) == "1"
     assert FieldDef("x.e", "e", FT.IPv6).fmt_value(bytes(15) + b"\x01") == "::1"
     assert FieldDef("x.f", "f", FT.ETHER).fmt_value(bytes(6)) == "00:00:00:00:00:00"
+
+
+def test_shallow_only_when_nothing_above_transport_is_asked_for() -> None:
+    from jpdissect.model import prime, unprime_all
+
+    try:
+        unprime_all()
+        prime(["udp.srcport", "frame.number"])
+        assert Engine(cols=False).shallow
+        assert not Engine(cols=True).shallow  # the Info column wants the top layer
+        prime(["frame.protocols"])
+        assert not Engine(cols=False).shallow  # the layer chain needs every layer
+        unprime_all()
+        prime(["udp.srcport", "data.data"])
+        assert not Engine(cols=False).shallow
+    finally:
+        unprime_all()

@@ -18,6 +18,7 @@ from jpdissect.dissectors.registry import REGISTRY, DissectFn, Registry
 from jpdissect.model import (
     FT,
     PREFS,
+    PROTOCOLS,
     SYNTHETIC,
     F,
     Group,
@@ -78,6 +79,15 @@ ENCAP_NAMES = {
     230: "IEEE 802.15.4 Wireless PAN non-ASK PHY", 283: "IEEE 802.15.4 Wireless PAN with TAP",
 }
 FF.encap_type.strings = ENCAP_NAMES
+
+# Protocols at or below the transport layer: none of their fields depends on
+# what a payload dissector finds.  When every field asked for (``-e``, ``-Y``)
+# lives here and neither the tree nor the columns are wanted, the engine stops
+# at the transport payload -- "decoding is lazy where it pays" (DESIGN §4).
+LOWER_LAYERS = frozenset({
+    "frame", "eth", "vlan", "sll", "null", "ip", "ipv6", "udp", "icmp", "icmpv6",
+    "wpan", "6lowpan",
+})
 
 _DECODE_AS = re.compile(r"^\s*([a-z0-9_.]+)\s*==\s*([0-9x,\-]+)\s*,\s*([A-Za-z0-9_.\-]+)\s*$")
 
@@ -168,6 +178,11 @@ class Engine:
         self.prev_ts: int | None = None
         self.prev_displayed_ts: int | None = None
         self.secrets: list[tuple[int, bytes]] = []
+        primed = {abbrev for abbrev, p in PROTOCOLS.items() if p.primed}
+        #: True when nothing above the transport layer can change the output.
+        self.shallow = (
+            not tree and not cols and primed <= LOWER_LAYERS and not FF.protocols.primed
+        )
         self._named = registry.named
         self._tables = registry.tables
         self._heur = registry.heuristics
@@ -286,6 +301,8 @@ class Engine:
         Wireshark tries the lower-numbered port first (a client's ephemeral port
         is the higher one); decode-as on either port wins over everything.
         """
+        if self.shallow:
+            return True
         sport, dport = pkt.srcport, pkt.dstport
         lo, hi = (sport, dport) if sport <= dport else (dport, sport)
         ov = self.overrides.get(table)

@@ -197,7 +197,7 @@ PROTOCOLS: dict[str, Protocol] = {}
 class Protocol:
     """A protocol: its own presence field plus its declared field table."""
 
-    __slots__ = ("abbrev", "name", "short", "fd", "fields")
+    __slots__ = ("abbrev", "name", "short", "fd", "fields", "primed")
 
     def __init__(self, abbrev: str, name: str, short: str | None = None) -> None:
         self.abbrev = abbrev
@@ -205,6 +205,9 @@ class Protocol:
         self.short = short or abbrev.upper()
         self.fd = FieldDef(abbrev, name, FT.PROTOCOL, name)
         self.fields: dict[str, FieldDef] = {}
+        # True while any of this protocol's fields (or the protocol itself) is
+        # primed: one attribute test lets a dissector skip all field bookkeeping.
+        self.primed = False
         if abbrev in FIELDS and FIELDS[abbrev].ftype is not FT.PROTOCOL:
             raise ValueError(f"protocol {abbrev} clashes with a field")
         FIELDS[abbrev] = self.fd
@@ -240,11 +243,16 @@ def prime(abbrevs: Iterable[str]) -> None:
         fd = FIELDS.get(a)
         if fd is not None:
             fd.primed = True
+            proto = PROTOCOLS.get(fd.proto)
+            if proto is not None:
+                proto.primed = True
 
 
 def unprime_all() -> None:
     for fd in FIELDS.values():
         fd.primed = False
+    for p in PROTOCOLS.values():
+        p.primed = False
 
 
 # ---------------------------------------------------------------------------
