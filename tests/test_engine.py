@@ -85,12 +85,15 @@ def test_shallow_only_when_nothing_above_transport_is_asked_for() -> None:
     try:
         unprime_all()
         prime(["udp.srcport", "frame.number"])
-        assert Engine(cols=False).shallow
-        assert not Engine(cols=True).shallow  # the Info column wants the top layer
+        assert Engine(cols=False, lazy=True).shallow
+        assert not Engine(cols=False).shallow  # analyses never get a shallow engine
+        assert not Engine(cols=True, lazy=True).shallow  # the Info column wants the top layer
         prime(["frame.protocols"])
-        assert not Engine(cols=False).shallow  # the layer chain needs every layer
+        assert not Engine(cols=False, lazy=True).shallow  # the layer chain needs every layer
         unprime_all()
         prime(["udp.srcport", "data.data"])
-        assert not Engine(cols=False).shallow
+        assert not Engine(cols=False, lazy=True).shallow
+        unprime_all()
+        assert not Engine(cols=False, lazy=True).shallow  # nothing asked: nothing to be lazy about
     finally:
         unprime_all()

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 
 from jpdissect.capture import CaptureReader, open_capture
+from jpdissect.dissectors import load_all
 from jpdissect.engine import Engine, refresh_primed
 from jpdissect.model import FIELDS, Packet, prime, unprime_all
 
@@ -38,6 +39,7 @@ def packets(
     ``fields`` names the fields you will read without a full tree (like
     ``-e``); with ``tree=True`` every field is recorded.
     """
+    load_all()  # fields are declared on import: prime after every dissector is loaded
     flt = _compile(filter)
     unprime_all()
     wanted = list(fields)

@@ -75,7 +75,8 @@ def cmd_read(args: argparse.Namespace) -> int:
         prime(flt.fields)
     refresh_primed()
     try:
-        engine = Engine(prefs=args.o or [], decode_as=args.d or [], tree=tree, cols=cols or tree)
+        engine = Engine(prefs=args.o or [], decode_as=args.d or [], tree=tree, cols=cols or tree,
+                        lazy=args.T == "fields")
     except OptionError as exc:
         _err(str(exc))
         return 1

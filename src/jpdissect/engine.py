@@ -76,7 +76,8 @@ ENCAP_NAMES = {
     0: "NULL/Loopback", 1: "Ethernet", 101: "Raw IP", 108: "OpenBSD loopback",
     113: "Linux cooked-mode capture v1", 276: "Linux cooked-mode capture v2",
     228: "Raw IPv4", 229: "Raw IPv6", 195: "IEEE 802.15.4 Wireless PAN",
-    230: "IEEE 802.15.4 Wireless PAN non-ASK PHY", 283: "IEEE 802.15.4 Wireless PAN with TAP",
+    215: "IEEE 802.15.4 Wireless PAN non-ASK PHY",
+    230: "IEEE 802.15.4 Wireless PAN with FCS not present", 283: "IEEE 802.15.4 Wireless PAN with TAP",
 }
 FF.encap_type.strings = ENCAP_NAMES
 
@@ -86,8 +87,9 @@ FF.encap_type.strings = ENCAP_NAMES
 # at the transport payload -- "decoding is lazy where it pays" (DESIGN §4).
 LOWER_LAYERS = frozenset({
     "frame", "eth", "vlan", "sll", "null", "ip", "ipv6", "udp", "icmp", "icmpv6",
-    "wpan", "6lowpan",
 })
+# Not wpan/6lowpan: with Thread keys, what they show depends on MLE and MeshCoP
+# above UDP (address maps, key sequence, contexts, KEKs).
 
 _DECODE_AS = re.compile(r"^\s*([a-z0-9_.]+)\s*==\s*([0-9x,\-]+)\s*,\s*([A-Za-z0-9_.\-]+)\s*$")
 
@@ -153,6 +155,7 @@ class Engine:
         tree: bool = False,
         cols: bool = True,
         registry: Registry = REGISTRY,
+        lazy: bool = False,
     ) -> None:
         load_all()
         self.registry = registry
@@ -180,8 +183,11 @@ class Engine:
         self.secrets: list[tuple[int, bytes]] = []
         primed = {abbrev for abbrev, p in PROTOCOLS.items() if p.primed}
         #: True when nothing above the transport layer can change the output.
+        # Only a caller that knows every field it will read may ask for it (``read -T fields``);
+        # analyses that walk state (sessions, statistics) never get a shallow engine.
         self.shallow = (
-            not tree and not cols and primed <= LOWER_LAYERS and not FF.protocols.primed
+            lazy and not tree and not cols and bool(primed) and primed <= LOWER_LAYERS
+            and not FF.protocols.primed
         )
         self._named = registry.named
         self._tables = registry.tables

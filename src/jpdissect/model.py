@@ -107,9 +107,7 @@ class FieldDef:
             return ""
         if ft in INTEGER_TYPES:
             if self.base in (Base.HEX, Base.HEX_DEC):
-                w = _HEX_WIDTH.get(ft, 0)
-                if self.bitmask:
-                    w = max(1, (self.bitmask.bit_length() - _lowbit(self.bitmask) + 3) // 4)
+                w = _HEX_WIDTH.get(ft, 0)  # tshark pads to the type's width, mask or not
                 return f"0x{value:0{w}x}"
             return str(value)
         if ft is FT.BOOLEAN:
@@ -156,10 +154,6 @@ class FieldDef:
         if self.unit:
             return f"{raw} {self.unit}"
         return raw
-
-
-def _lowbit(mask: int) -> int:
-    return (mask & -mask).bit_length() - 1
 
 
 def fmt_reltime(value: int | float) -> str:
