@@ -49,6 +49,7 @@ def packets(
     refresh_primed()
     eng = Engine(prefs=prefs, decode_as=decode_as, tree=tree)
     rd = reader if reader is not None else open_capture(source)
+    eng.secrets = rd.secrets  # pcapng Decryption Secrets Blocks, filled in as they are read
     try:
         for fr in rd:
             pkt = eng.dissect(fr)

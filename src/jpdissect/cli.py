@@ -7,6 +7,7 @@ can stand in for ``tshark -r`` in a user's scripts.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import TextIO
@@ -74,8 +75,15 @@ def cmd_read(args: argparse.Namespace) -> int:
     if flt is not None:
         prime(flt.fields)
     refresh_primed()
+    if _bad_secrets(args):
+        return 1
+    prefs = list(args.o or [])
+    if args.keylog:
+        prefs.append(f"dtls.keylog_file:{args.keylog}")
+    if args.oscore_contexts:
+        prefs.append(f"oscore.contexts_file:{args.oscore_contexts}")
     try:
-        engine = Engine(prefs=args.o or [], decode_as=args.d or [], tree=tree, cols=cols or tree,
+        engine = Engine(prefs=prefs, decode_as=args.d or [], tree=tree, cols=cols or tree,
                         lazy=args.T == "fields")
     except OptionError as exc:
         _err(str(exc))
@@ -123,6 +131,7 @@ def cmd_read(args: argparse.Namespace) -> int:
     try:
         with reader:
             n = 0
+            engine.secrets = reader.secrets
             for frame in reader:
                 pkt = engine.dissect(frame)
                 if flt is None or flt(pkt):
@@ -134,7 +143,6 @@ def cmd_read(args: argparse.Namespace) -> int:
                 n += 1
                 if limit and n >= limit:
                     break
-            engine.secrets.extend(reader.secrets)
             if closer is not None:
                 closer()
             out.flush()
@@ -155,6 +163,31 @@ def cmd_read(args: argparse.Namespace) -> int:
         if writer is not None:
             writer.close()
     return status
+
+
+def _bad_secrets(args: argparse.Namespace) -> bool:
+    """Refuse unreadable secret files before reading the capture, like a bad filter."""
+    if args.keylog:
+        from jpdissect.crypto.keylog import load_file
+
+        try:
+            load_file(args.keylog)
+        except (OSError, ValueError) as exc:
+            _err(f'The key log "{args.keylog}" could not be read: {getattr(exc, "strerror", None) or exc}')
+            return True
+    if args.oscore_contexts:
+        from jpdissect.crypto.oscore import load_contexts
+
+        if not os.path.exists(args.oscore_contexts):
+            _err(f'The OSCORE contexts file "{args.oscore_contexts}" does not exist')
+            return True
+        ctxs, errors = load_contexts(args.oscore_contexts)
+        for e in errors:
+            _err(f"OSCORE contexts: {e}")
+        if not ctxs:
+            _err(f'No usable OSCORE security context in "{args.oscore_contexts}"')
+            return True
+    return False
 
 
 # ---------------------------------------------------------------------------
@@ -256,6 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-d", metavar="TABLE==SEL,PROTO", action="append", help="decode as, e.g. udp.port==5685,coap")
     r.add_argument("-o", metavar="NAME:VALUE", action="append", help="set a preference (see 'jpdissect prefs')")
     r.add_argument("-w", metavar="OUT", help="write the frames that pass the filter to OUT (pcapng)")
+    r.add_argument("--keylog", metavar="FILE", help="SSLKEYLOGFILE key log for DTLS decryption (dtls.keylog_file)")
+    r.add_argument("--oscore-contexts", metavar="FILE",
+                   help="OSCORE security contexts: JSON list or aiocoap context directory (oscore.contexts_file)")
     r.set_defaults(func=cmd_read)
 
     f = sub.add_parser("fields", help="list every field (tshark -G fields)")

@@ -28,6 +28,8 @@ from jpdissect.dtls_sessions import (
     DtlsSession,
     table,
 )
+from jpdissect.crypto import dtls12 as _dec12
+from jpdissect.crypto import dtls13 as _dec13
 from jpdissect.model import Group, Node, Packet, Severity
 from jpdissect.reassembly import Issue, ReassemblyTable, Status
 
@@ -346,7 +348,7 @@ def dissect_dtls(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
         lay.add(FD.flight, ctx.flight, start, 0, generated=True)
     if pkt.cols:
         pkt.info = ", ".join(ctx.infos)
-    pkt.protocol = ctx.col or "DTLS"
+    pkt.protocol = pkt.scratch.pop("dtls.inner_protocol", None) or ctx.col or "DTLS"
     if pkt.tree:
         lay.label = "Datagram Transport Layer Security"
     return True
@@ -443,6 +445,7 @@ def _plaintext_record(ctx: Ctx, lay: Node, buf: bytes, off: int, end: int, src: 
     n0 = len(ctx.infos)
     if ct == CT_CID or epoch != 0:
         _protected(ctx, rec, ct, buf, p, rend, epoch, dup or relayed)
+        _dec12.decrypt_record(ctx, rec, buf, off, p, rend, src, dup or relayed)
     elif ct == CT_HANDSHAKE:
         _handshake_record(ctx, rec, buf, p, rend, src, dup or relayed)
     elif ct == CT_CCS:
@@ -730,6 +733,7 @@ def _unified_record(ctx: Ctx, lay: Node, buf: bytes, off: int, end: int, src: in
         rec.length = rend - off
         rec.label = f"DTLSv1.3 Record Layer: Encrypted Record (epoch bits {ebits})"
     ctx.infos.append("Encrypted Record")
+    _dec13.decrypt_record(ctx, rec, buf, off, q, rend, src)
     if ctx.live:
         if ctx.dir == C2S:
             sess.bytes_c2s += rend - off
@@ -904,6 +908,7 @@ def _message_step(ctx: Ctx, mt: int, mseq: int, mlen: int, foff: int, data: byte
     if complete_now is None:
         return None, flight, None, notes
     sess.done[k] = (complete_now, pkt.number)
+    _dec12.handshake_message(ctx, mt, mseq, complete_now)
     sess.handshake_messages += 1
     _learn(ctx, mt, complete_now)
     reasm = None if whole else (complete_now, list(dict.fromkeys(frames)))

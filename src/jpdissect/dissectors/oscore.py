@@ -183,6 +183,9 @@ def dissect_protected(pkt: Packet, buf: bytes, off: int, end: int, src: int,
         lay.add(FO.ciphertext, buf[off:end - tag_len], off, n - tag_len)
     if pkt.tree or FO.tag.primed:
         lay.add(FO.tag, buf[end - tag_len:end], end - tag_len, tag_len)
+    from jpdissect.crypto import oscore as _osc_dec
+    if _osc_dec.decrypt_protected(pkt, lay, buf, off, end, src, opt, request):
+        return
     if pkt.tree:
         lay.label = (f"Object Security for Constrained RESTful Environments, "
                      f"{n - tag_len} bytes ciphertext + {tag_len}-byte tag")
