@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from jpdissect.crypto import dtls12 as _dec12
+from jpdissect.crypto import dtls13 as _dec13
 from jpdissect.dissectors import dtls_handshake as HS
 from jpdissect.dissectors import dtls_names as N
 from jpdissect.dissectors.dtls_fields import FD, P
@@ -28,8 +30,6 @@ from jpdissect.dtls_sessions import (
     DtlsSession,
     table,
 )
-from jpdissect.crypto import dtls12 as _dec12
-from jpdissect.crypto import dtls13 as _dec13
 from jpdissect.model import Group, Node, Packet, Severity
 from jpdissect.reassembly import Issue, ReassemblyTable, Status
 
