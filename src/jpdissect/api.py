@@ -11,9 +11,10 @@ from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 
 from jpdissect.capture import CaptureReader, open_capture
-from jpdissect.dissectors import load_all
+from jpdissect.dissectors import jp, load_all
 from jpdissect.engine import Engine, refresh_primed
 from jpdissect.model import FIELDS, Packet, prime, unprime_all
+from jpdissect.sessions import sessions  # noqa: F401 - re-exported: the sessions DataFrame
 
 
 def _compile(filter_text: str | None) -> Any:
@@ -48,6 +49,7 @@ def packets(
     prime(wanted)
     refresh_primed()
     eng = Engine(prefs=prefs, decode_as=decode_as, tree=tree)
+    jp.install(eng)
     rd = reader if reader is not None else open_capture(source)
     eng.secrets = rd.secrets  # pcapng Decryption Secrets Blocks, filled in as they are read
     try:

@@ -82,9 +82,12 @@ def cmd_read(args: argparse.Namespace) -> int:
         prefs.append(f"dtls.keylog_file:{args.keylog}")
     if args.oscore_contexts:
         prefs.append(f"oscore.contexts_file:{args.oscore_contexts}")
+    def make_engine() -> Engine:
+        return Engine(prefs=prefs, decode_as=args.d or [], tree=tree, cols=cols or tree,
+                      lazy=args.T == "fields")
+
     try:
-        engine = Engine(prefs=prefs, decode_as=args.d or [], tree=tree, cols=cols or tree,
-                        lazy=args.T == "fields")
+        engine = make_engine()
     except OptionError as exc:
         _err(str(exc))
         return 1
@@ -94,6 +97,20 @@ def cmd_read(args: argparse.Namespace) -> int:
     except CaptureFormatError as exc:
         _err(str(exc))
         return 2
+
+    from jpdissect import sessions as jps
+    from jpdissect.dissectors import jp
+
+    if jps.needs_two_pass(fields, flt.fields if flt is not None else ()):
+        # jp.peer_frame of an ingress copy names a later frame: like tshark -2, read twice.
+        try:
+            engine = jps.prepare_two_pass(make_engine, args.r)
+        except jps.TwoPassError as exc:
+            _err(str(exc))
+            reader.close()
+            return 1
+    elif not engine.shallow:
+        jp.install(engine)
 
     out: TextIO = sys.stdout
     writer = None
@@ -305,7 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
     ds = sub.add_parser("dissectors", help="list dissectors, tables and heuristics (for -d)")
     ds.set_defaults(func=cmd_dissectors)
 
+    from jpdissect import sessions_cli
     from jpdissect.lab import cli as lab_cli
+
+    sessions_cli.add_parser(sub).set_defaults(func=sessions_cli.run)
 
     lab_cli.add_parser(sub).set_defaults(func=lab_cli.run)
     return p

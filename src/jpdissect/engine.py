@@ -192,6 +192,7 @@ class Engine:
         self._named = registry.named
         self._tables = registry.tables
         self._heur = registry.heuristics
+        self._post = registry.postdissectors
 
     # -- driving ---------------------------------------------------------
     def dissect(self, frame: Frame) -> Packet:
@@ -221,6 +222,8 @@ class Engine:
         try:
             if not self.call_table("wtap_encap", frame.linktype, pkt, data, 0, n, 0):
                 self.call_data(pkt, data, 0, n, 0)
+            for post in self._post:
+                post(pkt)
         except Exception as exc:  # noqa: BLE001 - the contract: nothing escapes a dissector
             # A dissector bug must not lose the frame: Wireshark shows it as a
             # dissector bug expert entry, and so do we.

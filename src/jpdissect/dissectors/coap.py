@@ -1035,6 +1035,11 @@ def _payload(pkt: Packet, lay: Any, buf: bytes, off: int, end: int, src: int, cf
     if (cf is None or cf == 42) and _looks_like_dtls(buf, off, end):
         pkt.scratch["coap.dtls_payload"] = True
         add(FC.dtls_payload, True, off, n, generated=True)
+        info = pkt.scratch.get("coap")
+        if info is not None and info.token:
+            # The JP's state in the token names the pledge: one DTLS session per pledge on the
+            # Registrar leg even though every pledge shares the JP's address and port there.
+            pkt.scratch.setdefault("dtls.session_key", ("coap-dtls", info.token))
         if cap is not None:
             cap.call("dtls", pkt, buf, off, end, src)
         return
@@ -1124,7 +1129,7 @@ def _split_authority(uri: str) -> tuple[str, str | None, int | None]:
 #: Which dissector a discovered endpoint's UDP port gets (draft-ietf-anima-constrained-join-proxy §6):
 #: a JPY scheme is the stateless JP↔Registrar framing; coaps is DTLS (stateful JP, or the pledge's
 #: join port). Default ports of the scheme apply when the URI names none.
-_SCHEME_PROTO = {"jpy": "jpy", "coaps": "dtls", "coap": "coap"}
+_SCHEME_PROTO = {"jpy": "jpy", "coaps+jpy": "jpy", "coaps": "dtls", "coap": "coap"}
 _SCHEME_DEFAULT_PORT = {"coaps": 5684, "coap": 5683}
 
 

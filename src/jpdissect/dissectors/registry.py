@@ -39,6 +39,9 @@ class Registry:
         self.heuristics: dict[str, list[Heuristic]] = {}
         self.named: dict[str, DissectFn] = {}
         self.descriptions: dict[str, str] = {}
+        # Run after every frame's dissection chain (Wireshark's post-dissectors): for layers
+        # that need what the whole chain found, like the join-proxy classification.
+        self.postdissectors: list[Callable[[Packet], None]] = []
 
     def dissector(self, name: str, desc: str = "") -> Callable[[DissectFn], DissectFn]:
         """Decorator: make ``fn`` callable by name (decode-as, table entries)."""
