@@ -7,6 +7,7 @@ can stand in for ``tshark -r`` in a user's scripts.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -109,8 +110,8 @@ def cmd_read(args: argparse.Namespace) -> int:
             _err(str(exc))
             reader.close()
             return 1
-    elif not engine.shallow:
-        jp.install(engine)
+    elif tree or cols:
+        jp.install(engine)  # the jp layer in the tree and columns; -e without jp.* needs none of it
 
     out: TextIO = sys.stdout
     writer = None
@@ -145,6 +146,10 @@ def cmd_read(args: argparse.Namespace) -> int:
 
     limit = args.c
     status = 0
+    # Packets are released as soon as printed (no cycles left); what the dissectors
+    # keep is long-lived state, so collect young objects less often.
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
     try:
         with reader:
             n = 0
@@ -157,6 +162,7 @@ def cmd_read(args: argparse.Namespace) -> int:
                         emit(pkt)
                     if writer is not None:
                         writer.write(frame)
+                pkt.release()
                 n += 1
                 if limit and n >= limit:
                     break

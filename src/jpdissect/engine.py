@@ -49,6 +49,22 @@ FF = P_FRAME.declare(
 )
 
 P_DATA = Protocol("data", "Data", "DATA")
+# frame.* values in tree order: (field, getter(packet, frame), generated)
+_FRAME_VALUES: tuple[tuple[Any, Any, bool], ...] = (
+    (FF.interface_id, lambda p, f: f.interface_id, False),
+    (FF.encap_type, lambda p, f: f.linktype, False),
+    (FF.time, lambda p, f: f.ts_ns, False),
+    (FF.time_epoch, lambda p, f: f.ts_ns, False),
+    (FF.time_delta, lambda p, f: p.delta_ns, True),
+    (FF.time_delta_displayed, lambda p, f: p.delta_displayed_ns, True),
+    (FF.time_relative, lambda p, f: p.rel_ns, True),
+    (FF.number, lambda p, f: p.number, False),
+    (FF.len, lambda p, f: f.wirelen, False),
+    (FF.cap_len, lambda p, f: p.caplen, False),
+    (FF.marked, lambda p, f: False, True),
+    (FF.ignored, lambda p, f: False, True),
+)
+
 FD = P_DATA.declare(
     F("data.data", "Data", FT.BYTES),
     F("data.len", "Length", FT.UINT32),
@@ -193,6 +209,8 @@ class Engine:
         self._tables = registry.tables
         self._heur = registry.heuristics
         self._post = registry.postdissectors
+        # Which frame.* fields to fill, decided once: fields are primed before an engine is made.
+        self._frame_plan = [e for e in _FRAME_VALUES if tree or e[0].primed]
 
     # -- driving ---------------------------------------------------------
     def dissect(self, frame: Frame) -> Packet:
@@ -217,7 +235,7 @@ class Engine:
         data = frame.data
         n = len(data)
         lay = pkt.add_layer(P_FRAME, 0, n)
-        if pkt.tree or _FRAME_PRIMED[0]:
+        if pkt.tree or P_FRAME.primed:
             self._frame_fields(pkt, lay, frame)
         try:
             if not self.call_table("wtap_encap", frame.linktype, pkt, data, 0, n, 0):
@@ -247,23 +265,14 @@ class Engine:
             yield self.dissect(fr)
 
     def _frame_fields(self, pkt: Packet, lay: Any, frame: Frame) -> None:
-        n = pkt.caplen
         add = lay.add
-        add(FF.interface_id, frame.interface_id, 0, 0)
-        add(FF.encap_type, frame.linktype, 0, 0)
-        add(FF.time, frame.ts_ns, 0, 0)
-        add(FF.time_epoch, frame.ts_ns, 0, 0)
-        add(FF.time_delta, pkt.delta_ns, 0, 0, generated=True)
-        add(FF.time_delta_displayed, pkt.delta_displayed_ns, 0, 0, generated=True)
-        add(FF.time_relative, pkt.rel_ns, 0, 0, generated=True)
-        add(FF.number, pkt.number, 0, 0)
-        add(FF.len, frame.wirelen, 0, 0)
-        add(FF.cap_len, n, 0, 0)
-        add(FF.marked, False, 0, 0, generated=True)
-        add(FF.ignored, False, 0, 0, generated=True)
-        for c in frame.comments:
-            add(FF.comment, c, 0, 0)
+        for fd, get, generated in self._frame_plan:
+            add(fd, get(pkt, frame), 0, 0, generated=generated)
+        if frame.comments and (pkt.tree or FF.comment.primed):
+            for c in frame.comments:
+                add(FF.comment, c, 0, 0)
         if pkt.tree:
+            n = pkt.caplen
             lay.label = (
                 f"Frame {pkt.number}: {frame.wirelen} bytes on wire ({frame.wirelen * 8} bits), "
                 f"{n} bytes captured ({n * 8} bits)"
@@ -359,10 +368,5 @@ def dissect_data(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
     return True
 
 
-# Whether any frame.* field is primed: checked once per frame instead of per field.
-_FRAME_PRIMED = [False]
-
-
 def refresh_primed() -> None:
-    """Call after priming fields (the CLI does) so the frame layer knows to fill itself."""
-    _FRAME_PRIMED[0] = any(fd.primed for fd in P_FRAME.fields.values())
+    """Kept for callers written before ``Protocol.primed``: priming is now tracked as it happens."""

@@ -13,7 +13,7 @@ the same trick tshark uses when it runs without a protocol tree.
 from __future__ import annotations
 
 import enum
-import ipaddress
+import socket
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,7 +69,7 @@ class FieldDef:
 
     __slots__ = (
         "abbrev", "name", "ftype", "desc", "base", "strings", "bitmask", "unit",
-        "primed", "proto",
+        "primed", "proto", "fmt",
     )
 
     def __init__(
@@ -95,6 +95,9 @@ class FieldDef:
         self.unit = unit
         self.primed = False
         self.proto = abbrev.split(".", 1)[0]
+        #: value -> text as tshark -T fields prints it; chosen once here, since output
+        #: formatting runs for every requested field of every packet.
+        self.fmt: Callable[[Any], str] = _formatter(ftype, base)
 
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
         return f"FieldDef({self.abbrev!r})"
@@ -102,33 +105,9 @@ class FieldDef:
     # -- formatting -----------------------------------------------------
     def fmt_value(self, value: Any) -> str:
         """The value as ``tshark -T fields`` prints it (4.0 conventions)."""
-        ft = self.ftype
         if value is None:
-            return ""
-        if ft in INTEGER_TYPES:
-            if self.base in (Base.HEX, Base.HEX_DEC):
-                w = _HEX_WIDTH.get(ft, 0)  # tshark pads to the type's width, mask or not
-                return f"0x{value:0{w}x}"
-            return str(value)
-        if ft is FT.BOOLEAN:
-            return "1" if value else "0"
-        if ft is FT.BYTES:
-            return bytes(value).hex()
-        if ft is FT.ETHER or ft is FT.EUI64:
-            return ":".join(f"{b:02x}" for b in value)
-        if ft is FT.IPv4:
-            return str(ipaddress.IPv4Address(bytes(value))) if isinstance(value, bytes | bytearray) else str(value)
-        if ft is FT.IPv6:
-            return str(ipaddress.IPv6Address(bytes(value))) if isinstance(value, bytes | bytearray) else str(value)
-        if ft is FT.RELTIME:
-            return fmt_reltime(value)
-        if ft is FT.ABSTIME:
-            return fmt_abstime(value)
-        if ft is FT.DOUBLE:
-            return repr(float(value)) if not isinstance(value, int) else str(value)
-        if ft is FT.NONE or ft is FT.PROTOCOL:
-            return ""
-        return str(value)
+            return "1" if self.ftype is FT.NONE else ""
+        return self.fmt(value)
 
     def fmt_display(self, value: Any) -> str:
         """The value as the detail tree shows it: names from value strings, units."""
@@ -154,6 +133,59 @@ class FieldDef:
         if self.unit:
             return f"{raw} {self.unit}"
         return raw
+
+
+def _fmt_ipv4(v: Any) -> str:
+    return socket.inet_ntop(socket.AF_INET, v) if isinstance(v, bytes | bytearray) else str(v)
+
+
+def _fmt_ipv6(v: Any) -> str:
+    return socket.inet_ntop(socket.AF_INET6, v) if isinstance(v, bytes | bytearray) else str(v)
+
+
+def _fmt_colons(v: Any) -> str:
+    return bytes(v).hex(":")
+
+
+def _fmt_bytes(v: Any) -> str:
+    return bytes(v).hex()
+
+
+def _fmt_bool(v: Any) -> str:
+    return "1" if v else "0"
+
+
+def _fmt_double(v: Any) -> str:
+    return str(v) if isinstance(v, int) else repr(float(v))
+
+
+def _fmt_empty(v: Any) -> str:
+    return ""
+
+
+def _fmt_none(v: Any) -> str:
+    return "1"  # tshark prints a present FT_NONE field as 1
+
+
+def _formatter(ft: FT, base: Base) -> Callable[[Any], str]:
+    if ft in INTEGER_TYPES:
+        if base in (Base.HEX, Base.HEX_DEC):
+            spec = f"#0{_HEX_WIDTH.get(ft, 0) + 2}x"  # tshark pads to the type's width, mask or not
+            return lambda v: format(v, spec)
+        return str
+    return {
+        FT.BOOLEAN: _fmt_bool,
+        FT.BYTES: _fmt_bytes,
+        FT.ETHER: _fmt_colons,
+        FT.EUI64: _fmt_colons,
+        FT.IPv4: _fmt_ipv4,
+        FT.IPv6: _fmt_ipv6,
+        FT.RELTIME: fmt_reltime,
+        FT.ABSTIME: fmt_abstime,
+        FT.DOUBLE: _fmt_double,
+        FT.NONE: _fmt_none,
+        FT.PROTOCOL: _fmt_empty,
+    }.get(ft, str)
 
 
 def fmt_reltime(value: int | float) -> str:
@@ -503,6 +535,17 @@ class Packet:
     def malformed(self, where: Node, message: str, offset: int | None = None, length: int = 0) -> Expert:
         """Shorthand for the commonest expert entry: a rule broken at an offset."""
         return self.expert(where, Severity.ERROR, Group.MALFORMED, message, offset, length)
+
+    def release(self) -> None:
+        """Drop the tree once the packet is printed.
+
+        Nodes point back at their packet, so every dissected packet is a
+        reference cycle; breaking it here lets reference counting free it at
+        once instead of leaving it to the cyclic garbage collector, which
+        would otherwise dominate a long read.
+        """
+        self.layers = []
+        self.index = {}
 
     # -- reading --------------------------------------------------------
     def nodes(self, abbrev: str) -> list[Node]:

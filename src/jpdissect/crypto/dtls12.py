@@ -422,7 +422,10 @@ def handshake_message(ctx: Any, mt: int, mseq: int, body: bytes) -> None:
     sess = ctx.sess
     if sess is None or not ctx.live:
         return
-    s = session_state(ctx.pkt.cap, sess)
+    cap = ctx.pkt.cap
+    if not (cap.secrets or cap.prefs.get("dtls.keylog_file") or cap.prefs.get("dtls.psk")):
+        return  # no secret to decrypt with: keep no transcript (time and memory on big captures)
+    s = session_state(cap, sess)
     _add_transcript(s, ctx.dir, mt, mseq, body)
 
 
