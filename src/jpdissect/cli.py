@@ -334,6 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
     sessions_cli.add_parser(sub).set_defaults(func=sessions_cli.run)
 
     lab_cli.add_parser(sub).set_defaults(func=lab_cli.run)
+
+    from jpdissect.tui import cli as tui_cli
+
+    tui_cli.add_parser(sub)  # registers `tui` and `live`, each with its own func
     return p
 
 
