@@ -21,6 +21,7 @@ the same sender on the same leg is a retransmission and keeps the number of its 
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
@@ -173,8 +174,10 @@ class SessionTable:
         s = DtlsSession(len(self.sessions) + 1, key, first_frame=frame, last_frame=frame)
         self.sessions.append(s)
         self.by_key[key] = s
-        if len(self.by_key) > MAX_SESSIONS:  # forget the oldest key, keep its report row
-            self.by_key.pop(next(iter(self.by_key)))
+        if len(self.by_key) > MAX_SESSIONS:  # forget the oldest keys, keep their report rows
+            # in batches: popping one key per new session would rescan the dict's dead prefix
+            for k in list(itertools.islice(self.by_key, len(self.by_key) - MAX_SESSIONS + MAX_SESSIONS // 8)):
+                del self.by_key[k]
         return s
 
     def __iter__(self) -> Any:
