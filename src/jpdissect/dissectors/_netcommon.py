@@ -270,3 +270,31 @@ def fragment_experts(pkt: Packet, lay: Any, res: Any, at: int, rfc: str) -> None
     if res.expired_fragments:
         pkt.expert(lay, Severity.NOTE, Group.REASSEMBLE,
                    f"{res.expired_fragments} earlier fragment(s) of this datagram timed out and were dropped", at)
+
+
+MAX_ECHO_PENDING = 65536  # unanswered echo requests remembered per capture, per protocol
+
+
+def match_echo(pkt: Packet, lay: Any, state_key: str, resp_to: Any, resptime: Any,
+               is_request: bool, ident: int, seq: int, want: bool) -> str:
+    """Pair echo requests and replies on (addresses, identifier, sequence) as Wireshark does.
+
+    Shared by ICMP and ICMPv6 (each with its own state key and fields); returns the Info suffix.
+    """
+    st = pkt.cap.state
+    table = st.get(state_key)
+    if table is None:
+        table = st[state_key] = {}
+    if is_request:
+        if len(table) >= MAX_ECHO_PENDING:
+            table.pop(next(iter(table)))
+        table[(pkt.net_src, pkt.net_dst, ident, seq)] = (pkt.number, pkt.ts_ns)
+        return ""
+    req = table.get((pkt.net_dst, pkt.net_src, ident, seq))
+    if req is None:
+        return ""
+    frame, ts = req
+    if want:
+        lay.add(resp_to, frame, 0, 0, generated=True)
+        lay.add(resptime, (pkt.ts_ns - ts) / 1e6, 0, 0, generated=True)
+    return f" (request in {frame})"

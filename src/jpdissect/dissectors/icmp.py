@@ -22,6 +22,7 @@ from jpdissect.dissectors._netcommon import (
     IN_ERROR,
     dissect_quoted,
     inet_checksum,
+    match_echo,
     wants,
 )
 from jpdissect.dissectors.eth import _reported_end
@@ -30,7 +31,6 @@ from jpdissect.model import FT, Base, F, Group, Layer, Packet, Protocol, Severit
 
 ICMP_HEADER = 8
 ECHO_STATE = "icmp.echo"
-MAX_ECHO_PENDING = 65536  # unanswered echo requests remembered per capture
 
 ECHO_REPLY, UNREACH, SOURCE_QUENCH, REDIRECT, ECHO = 0, 3, 4, 5, 8
 TIME_EXCEEDED, PARAM_PROBLEM, TS_REQ, TS_REPLY, MASK_REQ, MASK_REPLY = 11, 12, 13, 14, 17, 18
@@ -136,7 +136,7 @@ def dissect_icmp(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
         if ttl is not None:
             info += f", ttl={ttl}"
         if not in_error:
-            info += _match_echo(pkt, lay, t == ECHO, ident, seq, want)
+            info += match_echo(pkt, lay, ECHO_STATE, FC.resp_to, FC.resptime, t == ECHO, ident, seq, want)
         if pkt.cols and not in_error:
             pkt.info = info
         if body < end:
@@ -187,27 +187,6 @@ def _error_fields(lay: Layer, buf: bytes, off: int, t: int, c: int) -> None:
         lay.add(FC.unused, bytes(buf[off + 6 : off + 8]), off + 6, 2)
     else:
         lay.add(FC.unused, bytes(buf[off + 4 : off + 8]), off + 4, 4)
-
-
-def _match_echo(pkt: Packet, lay: Layer, is_request: bool, ident: int, seq: int, want: bool) -> str:
-    """Pair requests and replies on (addresses, identifier, sequence) as Wireshark does."""
-    st = pkt.cap.state
-    table = st.get(ECHO_STATE)
-    if table is None:
-        table = st[ECHO_STATE] = {}
-    if is_request:
-        if len(table) >= MAX_ECHO_PENDING:
-            table.pop(next(iter(table)))
-        table[(pkt.net_src, pkt.net_dst, ident, seq)] = (pkt.number, pkt.ts_ns)
-        return ""
-    req = table.get((pkt.net_dst, pkt.net_src, ident, seq))
-    if req is None:
-        return ""
-    frame, ts = req
-    if want:
-        lay.add(FC.resp_to, frame, 0, 0, generated=True)
-        lay.add(FC.resptime, (pkt.ts_ns - ts) / 1e6, 0, 0, generated=True)
-    return f" (request in {frame})"
 
 
 def _cut(pkt: Packet, lay: Layer, buf: bytes, off: int, end: int, src: int, rep: int) -> None:

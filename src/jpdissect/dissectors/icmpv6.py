@@ -23,6 +23,7 @@ from jpdissect.dissectors._netcommon import (
     dissect_quoted,
     inet_checksum,
     ip_str,
+    match_echo,
     pseudo_sum,
     wants,
 )
@@ -33,7 +34,6 @@ from jpdissect.model import FT, Base, F, Group, Layer, Node, Packet, Protocol, S
 ICMPV6_HEADER = 8
 IPPROTO_ICMPV6 = 58
 ECHO_STATE = "icmpv6.echo"
-MAX_ECHO_PENDING = 65536
 MAX_ND_OPTIONS = 64       # options per ND message before we stop (RFC 4861 sets no limit)
 MAX_MLD_RECORDS = 1024    # MLDv2 multicast address records decoded per report
 
@@ -232,7 +232,7 @@ def dissect_icmpv6(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> boo
         if hlim is not None:
             info += f", hop limit={hlim}"
         if not in_error:
-            info += _match_echo(pkt, lay, t == ECHO_REQ, ident, seq, want)
+            info += match_echo(pkt, lay, ECHO_STATE, F6.resp_to, F6.resptime, t == ECHO_REQ, ident, seq, want)
         if cols:
             pkt.info = info
         if body < end:
@@ -466,26 +466,6 @@ def _mldv2_report(pkt: Packet, lay: Layer, buf: bytes, off: int, end: int, want:
             if aux:
                 r.add(F6.mldr_mar_auxiliary_data, bytes(buf[s : s + 4 * aux]), s, 4 * aux)
         q += rlen
-
-
-def _match_echo(pkt: Packet, lay: Layer, is_request: bool, ident: int, seq: int, want: bool) -> str:
-    st = pkt.cap.state
-    table = st.get(ECHO_STATE)
-    if table is None:
-        table = st[ECHO_STATE] = {}
-    if is_request:
-        if len(table) >= MAX_ECHO_PENDING:
-            table.pop(next(iter(table)))
-        table[(pkt.net_src, pkt.net_dst, ident, seq)] = (pkt.number, pkt.ts_ns)
-        return ""
-    req = table.get((pkt.net_dst, pkt.net_src, ident, seq))
-    if req is None:
-        return ""
-    frame, ts = req
-    if want:
-        lay.add(F6.resp_to, frame, 0, 0, generated=True)
-        lay.add(F6.resptime, (pkt.ts_ns - ts) / 1e6, 0, 0, generated=True)
-    return f" (request in {frame})"
 
 
 def _cut(pkt: Packet, lay: Layer, off: int, end: int, rep: int) -> None:
