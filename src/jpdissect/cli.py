@@ -281,7 +281,11 @@ def cmd_dissectors(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Commands whose parser needs nothing heavy: `jpdissect read` starts as fast as tshark does.
+LIGHT_COMMANDS = frozenset({"read", "fields", "prefs", "dissectors"})
+
+
+def build_parser(full: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
         description="Dissect and analyse join-proxy onboarding traffic (DTLS, JPY, CoAP, OSCORE, Thread relay).",
@@ -328,6 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     ds = sub.add_parser("dissectors", help="list dissectors, tables and heuristics (for -d)")
     ds.set_defaults(func=cmd_dissectors)
 
+    if not full:
+        return p  # `read` & co. need none of the analysis commands (and their pandas/Textual imports)
     from jpdissect import sessions_cli
     from jpdissect.lab import cli as lab_cli
 
@@ -335,7 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     lab_cli.add_parser(sub).set_defaults(func=lab_cli.run)
 
+    from jpdissect.stats import cli as stats_cli
     from jpdissect.tui import cli as tui_cli
+
+    stats_cli.add_parser(sub)  # registers `stats` and `report`
 
     tui_cli.add_parser(sub)  # registers `tui` and `live`, each with its own func
     return p
@@ -345,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0].startswith("-") and args_list[0] not in ("-h", "--help", "--version"):
         args_list.insert(0, "read")
-    parser = build_parser()
+    parser = build_parser(full=not args_list or args_list[0] not in LIGHT_COMMANDS)
     args = parser.parse_args(args_list)
     args.argv = args_list[1:]
     if not getattr(args, "func", None):
