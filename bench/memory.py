@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     from jpdissect.api import field_strings
     from jpdissect.capture import open_capture
     from jpdissect.dissectors import load_all
-    from jpdissect.engine import Engine, refresh_primed
+    from jpdissect.engine import Engine
     from jpdissect.model import prime, unprime_all
 
     if a.trace:
@@ -85,7 +85,6 @@ def main(argv: list[str] | None = None) -> int:
     load_all()  # fields are declared on import: priming before it would silently prime nothing
     unprime_all()
     prime(fields)
-    refresh_primed()
     if a.lazy:
         eng = Engine(decode_as=a.decode_as, cols=False, lazy=True)  # type: ignore[call-arg]
         print(f"lazy engine, shallow={getattr(eng, 'shallow', '?')}")

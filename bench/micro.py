@@ -60,13 +60,12 @@ def udp_payloads(path: str, limit: int) -> list[tuple[int, int, bytes]]:
 
 def run(payloads: list[tuple[int, int, bytes]], fields: list[str], tree: bool) -> dict[str, Any]:
     from jpdissect.dissectors import load_all
-    from jpdissect.engine import Engine, refresh_primed
+    from jpdissect.engine import Engine
     from jpdissect.model import Packet, prime, unprime_all
 
     load_all()  # fields are declared on import: priming before it would silently prime nothing
     unprime_all()
     prime(fields)
-    refresh_primed()
     eng = Engine(tree=tree, cols=tree)
     named = eng.registry.named
     table = eng.registry.tables.get("udp.port", {})

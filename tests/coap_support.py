@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from jpdissect.capture import open_capture
 from jpdissect.dissectors import load_all
 from jpdissect.dissectors.registry import REGISTRY
-from jpdissect.engine import Engine, refresh_primed
+from jpdissect.engine import Engine
 from jpdissect.model import Packet, prime, unprime_all
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -68,7 +68,6 @@ def packets(path: str, *, tree: bool = True, fields: Iterable[str] = (),
         return
     unprime_all()
     prime(fields)
-    refresh_primed()
     eng = Engine(tree=tree, decode_as=list(decode_as))
     forced = {k for spec in decode_as for k in _ports(spec)}
     with open_capture(path) as rd:

@@ -22,7 +22,7 @@ from jpdissect.api import field_strings
 from jpdissect.capture import open_capture
 from jpdissect.dissectors import load_all
 from jpdissect.dissectors.registry import REGISTRY
-from jpdissect.engine import Engine, refresh_primed
+from jpdissect.engine import Engine
 from jpdissect.model import Packet, prime, unprime_all
 
 DATA = Path(__file__).parent / "data" / "dtls"
@@ -86,7 +86,6 @@ def dissect(path: Path | str, tree: bool = False, fields: Iterable[str] = (),
     """
     unprime_all()
     prime(fields)
-    refresh_primed()
     eng = Engine(tree=tree, prefs=list(prefs), decode_as=list(decode_as))
     pkts: list[Packet] = []
     native = _have_udp_pipeline()

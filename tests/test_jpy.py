@@ -19,7 +19,7 @@ import pytest
 from jpdissect.api import packets
 from jpdissect.capture import Frame
 from jpdissect.dissectors import load_all
-from jpdissect.engine import Engine, refresh_primed
+from jpdissect.engine import Engine
 from jpdissect.model import Group, Packet, Severity, unprime_all
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +42,6 @@ def _dissect(payloads: list[bytes], prefs: Iterable[str] = (), decode_as: Iterab
     """Raw IPv6/UDP frames from the JP to the Registrar's JPY port, dissected with a full tree."""
     load_all()
     unprime_all()
-    refresh_primed()
     eng = Engine(prefs=list(prefs), decode_as=list(decode_as), tree=True)
     out = []
     for i, p in enumerate(payloads):

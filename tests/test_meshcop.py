@@ -22,7 +22,7 @@ from jpdissect.api import packets
 from jpdissect.capture import Frame
 from jpdissect.dissectors import load_all
 from jpdissect.dissectors.registry import REGISTRY
-from jpdissect.engine import Engine, refresh_primed
+from jpdissect.engine import Engine
 from jpdissect.model import FIELDS, Group, Packet, unprime_all
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +52,6 @@ def _no_bug(pkt: Packet) -> None:
 def _tmf(tlvs: bytes, uri: str = "c/rx") -> tuple[Engine, Packet]:
     load_all()
     unprime_all()
-    refresh_primed()
     eng = Engine(tree=True)
     data = fx.udp6(fx.JR_RLOC, fx.COMM_RLOC, fx.TMF_PORT, fx.TMF_PORT, fx.tmf(uri, 1, b"\x01\x02", tlvs))
     return eng, eng.dissect(Frame(fx.T0, len(data), len(data), data, fx.LINKTYPE_IPV6))

@@ -26,7 +26,7 @@ from jpdissect import sessions_cli
 from jpdissect.capture import Frame, open_capture
 from jpdissect.dissectors import load_all
 from jpdissect.dissectors.registry import REGISTRY
-from jpdissect.engine import Engine, refresh_primed
+from jpdissect.engine import Engine
 from jpdissect.model import Packet, prime, unprime_all
 from jpdissect.sessions import (
     COLUMNS,
@@ -68,7 +68,6 @@ def _two_pass(path: Path, prefs: Iterable[str] = (), fields: Iterable[str] = ())
     load_all()
     unprime_all()
     prime([*JP_FIELDS, *fields])
-    refresh_primed()
     eng = prepare_two_pass(lambda: Engine(prefs=list(prefs), tree=False, cols=True), str(path))
     with open_capture(str(path)) as rd:
         return [eng.dissect(f) for f in rd]
@@ -335,7 +334,6 @@ def test_single_pass_knows_the_egress_twins_only() -> None:
     load_all()
     unprime_all()
     prime(JP_FIELDS)
-    refresh_primed()
     eng = Engine(tree=False, cols=True)
     jp.install(eng)
     with open_capture(str(DATA / "draft_appendix.pcap")) as rd:

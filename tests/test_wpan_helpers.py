@@ -17,7 +17,7 @@ from jpdissect.api import field_rows, packets
 from jpdissect.capture import Frame, open_capture
 from jpdissect.dissectors import load_all
 from jpdissect.dissectors.registry import REGISTRY
-from jpdissect.engine import Engine, refresh_primed
+from jpdissect.engine import Engine
 from jpdissect.model import FIELDS, FT, Group, Packet, Severity, prime, unprime_all
 
 load_all()  # api.packets() primes fields before it builds an Engine: make sure they exist
@@ -122,7 +122,6 @@ def dissect_bytes(frames: list[bytes], linktype: int, prefs: list[str] = (), tre
                   ts_step_ns: int = 1_000_000, fields: tuple[str, ...] = HIDDEN) -> list[Packet]:
     unprime_all()
     prime(fields)
-    refresh_primed()
     eng = Engine(prefs=prefs, tree=tree)
     out = []
     for i, data in enumerate(frames):

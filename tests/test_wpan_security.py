@@ -274,16 +274,13 @@ def _reencrypt_mle_frame1(seq: int) -> bytes:
 def test_decryption_does_not_depend_on_which_fields_are_asked_for() -> None:
     """`read -T fields -e wpan.src64` (no tree, no columns) must still run MLE above UDP: it is MLE
     that maps 0x0c01 to its EUI-64 so frame 17 can be decrypted (the engine's shallow mode)."""
-    from jpdissect.engine import refresh_primed
     from jpdissect.model import prime, unprime_all
 
     unprime_all()
     prime(["wpan.src64", "wpan.key_number"])
-    refresh_primed()
     try:
         eng = Engine(prefs=[KEY_PREF], tree=False, cols=False)
         pkts = [eng.dissect(fr) for fr in read_frames(THREAD_PCAP)[:20]]
     finally:
         unprime_all()
-        refresh_primed()
     assert pkts[16].get("wpan.src64") == F2CD and pkts[16].get("wpan.key_number") == 0

@@ -12,7 +12,7 @@ from typing import Any, BinaryIO
 
 from jpdissect.capture import CaptureReader, open_capture
 from jpdissect.dissectors import jp, load_all
-from jpdissect.engine import Engine, refresh_primed
+from jpdissect.engine import Engine
 from jpdissect.model import FIELDS, Packet, prime, unprime_all
 from jpdissect.sessions import sessions  # noqa: F401 - re-exported: the sessions DataFrame
 
@@ -47,7 +47,6 @@ def packets(
     if flt is not None:
         wanted.extend(flt.fields)
     prime(wanted)
-    refresh_primed()
     eng = Engine(prefs=prefs, decode_as=decode_as, tree=tree)
     jp.install(eng)
     rd = reader if reader is not None else open_capture(source)

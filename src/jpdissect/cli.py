@@ -29,7 +29,7 @@ def _err(msg: str) -> None:
 def cmd_read(args: argparse.Namespace) -> int:
     from jpdissect.capture import CaptureFormatError, open_capture
     from jpdissect.dissectors import load_all
-    from jpdissect.engine import Engine, OptionError, refresh_primed
+    from jpdissect.engine import Engine, OptionError
     from jpdissect.model import FIELDS, prime, unprime_all
     from jpdissect.output import (
         EkWriter,
@@ -75,7 +75,6 @@ def cmd_read(args: argparse.Namespace) -> int:
     prime(fields)
     if flt is not None:
         prime(flt.fields)
-    refresh_primed()
     if _bad_secrets(args):
         return 1
     prefs = list(args.o or [])

@@ -366,7 +366,3 @@ def dissect_data(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
     if pkt.tree:
         lay.label = f"Data ({end - off} bytes)"
     return True
-
-
-def refresh_primed() -> None:
-    """Kept for callers written before ``Protocol.primed``: priming is now tracked as it happens."""

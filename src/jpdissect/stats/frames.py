@@ -137,7 +137,7 @@ def _declare_all() -> None:
 
 def _engine(source: Any, fields: Sequence[str], flt: Any, prefs: Any, decode_as: Any) -> Any:
     from jpdissect.dissectors import load_all
-    from jpdissect.engine import Engine, refresh_primed
+    from jpdissect.engine import Engine
     from jpdissect.model import prime, unprime_all
 
     load_all()
@@ -146,7 +146,6 @@ def _engine(source: Any, fields: Sequence[str], flt: Any, prefs: Any, decode_as:
     if flt is not None:
         wanted.extend(flt.fields)
     prime(wanted)
-    refresh_primed()
 
     def make() -> Engine:
         return Engine(prefs=prefs, decode_as=decode_as, tree=False, cols=False)

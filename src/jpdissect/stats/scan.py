@@ -516,11 +516,10 @@ class Scanner:
 
     def run(self, source: str | os.PathLike[str]) -> ScanResult:
         from jpdissect.capture import open_capture
-        from jpdissect.engine import Engine, refresh_primed
+        from jpdissect.engine import Engine
         from jpdissect.model import unprime_all
 
         unprime_all()
-        refresh_primed()
         rd = open_capture(source)
         if self.full:
             eng = Engine(prefs=self.prefs, decode_as=self.decode_as, tree=False, cols=False)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jpdissect.capture import Frame
-from jpdissect.engine import Engine, refresh_primed
+from jpdissect.engine import Engine
 from jpdissect.model import Packet, prime
 from jpdissect.tui.rows import COLUMN_FIELDS
 
@@ -118,7 +118,6 @@ def prime_columns(extra: Iterable[str] = ()) -> None:
     except ImportError:  # pragma: no cover
         pass
     prime([*COLUMN_FIELDS, *extra])
-    refresh_primed()
 
 
 def dissect_run(
