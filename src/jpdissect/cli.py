@@ -18,8 +18,12 @@ from jpdissect import __version__
 PROG = "jpdissect"
 
 
-def _err(msg: str) -> None:
-    sys.stderr.write(f"{PROG}: {msg}\n")
+def err(msg: str) -> None:
+    """One-line error on stderr, prefixed once (library messages may carry the prefix already)."""
+    sys.stderr.write(f"{PROG}: {msg.removeprefix(f'{PROG}: ')}\n")
+
+
+_err = err
 
 
 # ---------------------------------------------------------------------------
@@ -169,7 +173,7 @@ def cmd_read(args: argparse.Namespace) -> int:
                 closer()
             out.flush()
             if reader.error is not None:
-                _err(str(reader.error).removeprefix(f"{PROG}: "))
+                _err(str(reader.error))
                 status = 2
     except BrokenPipeError:
         # `| head` closed the pipe: not an error for a filter-style tool.

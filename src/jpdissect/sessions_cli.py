@@ -12,7 +12,8 @@ import json
 import sys
 from typing import Any, TextIO
 
-PROG = "jpdissect"
+from jpdissect.cli import PROG
+from jpdissect.cli import err as _err
 
 #: Columns of the human-readable table: (header, width, how to get the text from a row).
 _TABLE: tuple[tuple[str, int, str], ...] = (
@@ -53,8 +54,6 @@ def _arguments(p: argparse.ArgumentParser) -> None:
                    help="set a preference, e.g. jpy.header_key:HEX (see 'jpdissect prefs')")
 
 
-def _err(msg: str) -> None:
-    sys.stderr.write(f"{PROG}: {msg}\n")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         with reader:
             table = first_pass(engine, None, reader)
             if reader.error is not None:
-                _err(str(reader.error).removeprefix(f"{PROG}: "))
+                _err(str(reader.error))
                 status = 2
         rows = table.rows()
         out = sys.stdout

@@ -11,15 +11,15 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-PROG = "jpdissect"
+from jpdissect.cli import PROG
+from jpdissect.cli import err as _err
+
 STATS_COMMANDS = ("summary", "overhead", "schemes", "sessions", "conv", "io")
 #: Output formats of ``stats`` (:mod:`jpdissect.stats.formats` writes them; defined here so that
 #: building the parser imports neither pandas nor pyarrow).
 FORMATS = ("table", "csv", "json", "markdown", "parquet")
 
 
-def _err(msg: str) -> None:
-    sys.stderr.write(f"{PROG}: {msg}\n")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -130,7 +130,7 @@ def _run_stats(args: argparse.Namespace, opts: Any) -> int:
             tables = _stats_tables(what, st, opts, profiles, claims, assumptions, F.Table)
         F.write(tables, args.format, args.o, sys.stdout)
     except CaptureFormatError as exc:
-        _err(str(exc).removeprefix(f"{PROG}: "))
+        _err(str(exc))
         return 2
     except (OSError, ValueError) as exc:
         _err(str(exc))
@@ -138,7 +138,7 @@ def _run_stats(args: argparse.Namespace, opts: Any) -> int:
     except BrokenPipeError:  # pragma: no cover - `| head`
         return 0
     if err:
-        _err(str(err).removeprefix(f"{PROG}: "))
+        _err(str(err))
         return 2
     return 0
 
