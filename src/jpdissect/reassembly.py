@@ -35,6 +35,7 @@ import enum
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass, field
+from typing import Any
 
 # An IPv4 datagram is at most 65535 bytes (RFC 791 §3.1 Total Length); an
 # IPv6 fragmentable datagram likewise (RFC 8200 §4.5: a jumbogram cannot be
@@ -359,3 +360,11 @@ def _gaps(pieces: list[tuple[int, bytes, int, Issue]], total: int | None) -> tup
     elif reach < total:
         out.append((reach, total))
     return tuple(out)
+
+
+def table_in(state: dict[str, Any], key: str, **limits: Any) -> ReassemblyTable:
+    """The engine's reassembly table for one protocol (``state[key]``), made on first use with ``limits``."""
+    t = state.get(key)
+    if t is None:
+        t = state[key] = ReassemblyTable(**limits)
+    return t

@@ -25,19 +25,15 @@ def wants(pkt: Packet, *protos: Protocol) -> bool:
     """True when the tree is built or any field of these protocols is primed.
 
     Dissectors test this once per layer and skip all field bookkeeping when
-    it is False (the ``-T fields`` fast path).  The answer is cached per
-    engine: fields are primed before a capture is read (``api.packets``), and
-    asking every field of a protocol on every packet would cost more than the
-    fields themselves.
+    it is False (the ``-T fields`` fast path); ``Protocol.primed`` is kept
+    up to date by :func:`jpdissect.model.prime`.
     """
     if pkt.tree:
         return True
-    st = pkt.cap.state
-    key = "_primed." + protos[0].abbrev
-    v = st.get(key)
-    if v is None:
-        v = st[key] = any(p.fd.primed or any(fd.primed for fd in p.fields.values()) for p in protos)
-    return v
+    for p in protos:
+        if p.primed:
+            return True
+    return False
 
 
 # IANA protocol numbers, spelled as Wireshark's ipproto value strings spell them

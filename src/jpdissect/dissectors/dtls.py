@@ -31,7 +31,7 @@ from jpdissect.dtls_sessions import (
     table,
 )
 from jpdissect.model import Group, Node, Packet, Severity
-from jpdissect.reassembly import Issue, ReassemblyTable, Status
+from jpdissect.reassembly import Issue, ReassemblyTable, Status, table_in
 
 DTLS_PORT = 5684
 RECORD_HEADER = 13          # RFC 6347 §4.1
@@ -918,11 +918,7 @@ def _message_step(ctx: Ctx, mt: int, mseq: int, mlen: int, foff: int, data: byte
 def _reassembly(ctx: Ctx) -> ReassemblyTable:
     """The engine's DTLS handshake reassembly table (jpdissect.reassembly), keyed per session,
     direction and message_seq."""
-    st = ctx.pkt.cap.state
-    t = st.get("dtls.reassembly")
-    if t is None:
-        t = st["dtls.reassembly"] = ReassemblyTable(max_size=MAX_REASSEMBLY)
-    return t
+    return table_in(ctx.pkt.cap.state, "dtls.reassembly", max_size=MAX_REASSEMBLY)
 
 
 def _learn(ctx: Ctx, mt: int, body: bytes) -> None:

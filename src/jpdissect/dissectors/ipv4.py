@@ -38,7 +38,7 @@ from jpdissect.dissectors._netcommon import (
 from jpdissect.dissectors.eth import _reported_end
 from jpdissect.dissectors.registry import REGISTRY, dissector
 from jpdissect.model import FT, Base, F, Group, Layer, Node, Packet, Pref, Protocol, Severity, declare_prefs
-from jpdissect.reassembly import ReassemblyTable, Status
+from jpdissect.reassembly import ReassemblyTable, Status, table_in
 
 IPV4_MIN_HEADER = 20
 IPV4_MAX_DATAGRAM = 65535  # RFC 791 §3.1: Total Length is 16 bits
@@ -172,11 +172,7 @@ _GROUPS = (_G_HDR, _G_ADDR) + tuple((fd,) for fd in _G_ADDR)
 
 
 def _table(pkt: Packet) -> ReassemblyTable:
-    st = pkt.cap.state
-    t = st.get(REASM_STATE)
-    if t is None:
-        t = st[REASM_STATE] = ReassemblyTable(max_size=IPV4_MAX_DATAGRAM)
-    return t
+    return table_in(pkt.cap.state, REASM_STATE, max_size=IPV4_MAX_DATAGRAM)
 
 
 @dissector("ip", "Internet Protocol Version 4")

@@ -32,7 +32,7 @@ from jpdissect.dissectors.eth import _reported_end
 from jpdissect.dissectors.ipv4 import DSCP_NAMES, DSCP_SHORT, ECN_NAMES, ECN_SHORT, FI
 from jpdissect.dissectors.registry import REGISTRY, dissector
 from jpdissect.model import FT, Base, F, Group, Layer, Node, Packet, Pref, Protocol, Severity, declare_prefs
-from jpdissect.reassembly import ReassemblyTable, Status
+from jpdissect.reassembly import ReassemblyTable, Status, table_in
 
 IPV6_HEADER = 40
 IPV6_MAX_DATAGRAM = 65535   # RFC 8200 §4.5: jumbograms cannot be fragmented
@@ -148,11 +148,7 @@ _HDR = struct.Struct("!IHBB16s16s")
 
 
 def _table(pkt: Packet) -> ReassemblyTable:
-    st = pkt.cap.state
-    t = st.get(REASM_STATE)
-    if t is None:
-        t = st[REASM_STATE] = ReassemblyTable(max_size=IPV6_MAX_DATAGRAM)
-    return t
+    return table_in(pkt.cap.state, REASM_STATE, max_size=IPV6_MAX_DATAGRAM)
 
 
 @dissector("ipv6", "Internet Protocol Version 6")

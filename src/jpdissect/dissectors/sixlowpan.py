@@ -40,7 +40,7 @@ from jpdissect.model import (
     Severity,
     declare_prefs,
 )
-from jpdissect.reassembly import Issue, ReassemblyTable, Status
+from jpdissect.reassembly import Issue, ReassemblyTable, Status, table_in
 
 # ---------------------------------------------------------------------------
 # Limits and constants
@@ -1081,13 +1081,9 @@ def _fragn(pkt: Packet, lay: Layer, buf: bytes, p: int, end: int, src: int, link
 
 
 def _table(pkt: Packet) -> ReassemblyTable:
-    st = pkt.cap.state
-    t = st.get("6lowpan.reasm")
-    if t is None:
-        t = st["6lowpan.reasm"] = ReassemblyTable(
-            max_size=MAX_DATAGRAM_SIZE, max_pending=MAX_PENDING_DATAGRAMS, timeout_ns=FRAG_TIMEOUT_NS,
-            max_fragments=MAX_FRAGMENTS_PER_DATAGRAM)
-    return t
+    return table_in(pkt.cap.state, "6lowpan.reasm", max_size=MAX_DATAGRAM_SIZE,
+                    max_pending=MAX_PENDING_DATAGRAMS, timeout_ns=FRAG_TIMEOUT_NS,
+                    max_fragments=MAX_FRAGMENTS_PER_DATAGRAM)
 
 
 def _reassemble(pkt: Packet, lay: Layer, key_link: tuple[bytes | None, bytes | None], size: int, tag: int,
