@@ -132,7 +132,10 @@ def cmd_read(args: argparse.Namespace) -> int:
     closer = None
     if not quiet:
         if args.T == "fields":
-            emit = FieldsWriter(out, fields, fopts).write
+            fw = FieldsWriter(out, fields, fopts)
+            if args.r == "-":
+                fw.BATCH = 1  # a pipe may be slow (a live capture): print each frame as it comes
+            emit, closer = fw.write, fw.flush
         elif args.T == "json":
             jw = JsonWriter(out, fields or None)
             emit, closer = jw.write, jw.close
@@ -171,6 +174,7 @@ def cmd_read(args: argparse.Namespace) -> int:
                     break
             if closer is not None:
                 closer()
+                closer = None
             out.flush()
             if reader.error is not None:
                 _err(str(reader.error))
@@ -183,6 +187,8 @@ def cmd_read(args: argparse.Namespace) -> int:
             pass
         return 0
     except KeyboardInterrupt:
+        if closer is not None and args.T == "fields":
+            closer()  # the lines of every frame dissected so far (not json's closing bracket)
         out.flush()
         return 130
     finally:

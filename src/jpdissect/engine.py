@@ -110,6 +110,9 @@ LOWER_LAYERS = frozenset({
 _DECODE_AS = re.compile(r"^\s*([a-z0-9_.]+)\s*==\s*([0-9x,\-]+)\s*,\s*([A-Za-z0-9_.\-]+)\s*$")
 
 
+_UNRESOLVED = object()
+
+
 class OptionError(ValueError):
     """A bad ``-o`` or ``-d`` argument, reported before reading anything."""
 
@@ -190,7 +193,10 @@ class Engine:
             table, keys, proto = parse_decode_as(spec, registry)
             for k in keys:
                 self.overrides.setdefault(table, {})[k] = proto
-        self.learned: dict[str, dict[Any, str]] = {}
+        self._learned: dict[str, dict[Any, str]] = {}
+        # (table -> key -> dissector or None), filled by lookup(): three table dispatches per
+        # frame each cost four dict probes before; emptied whenever a learned entry changes.
+        self._resolved: dict[str, dict[Any, DissectFn | None]] = {}
         self.state: dict[str, Any] = {}
         self.count = 0
         self.first_ts: int | None = None
@@ -205,6 +211,10 @@ class Engine:
             lazy and not tree and not cols and bool(primed) and primed <= LOWER_LAYERS
             and not FF.protocols.primed
         )
+        #: True when nothing reads a layer that holds no requested field: the zero-length
+        # ``ethertype`` pseudo-layer (there only so frame.protocols reads as tshark's) is skipped.
+        self.lean = lazy and not tree and not cols and not FF.protocols.primed
+        self._generation = registry.generation
         self._named = registry.named
         self._tables = registry.tables
         self._heur = registry.heuristics
@@ -216,6 +226,9 @@ class Engine:
     def dissect(self, frame: Frame) -> Packet:
         """Dissect one frame; never raises for any bytes a frame can hold."""
         self.count += 1
+        if self._generation != self.registry.generation:
+            self._generation = self.registry.generation
+            self._resolved.clear()
         pkt = Packet(
             self.count, frame.ts_ns, frame.data, frame.linktype, frame.wirelen,
             frame.interface_id, frame.comments, self.tree, self.cols,
@@ -290,8 +303,27 @@ class Engine:
             return self.call_data(pkt, buf, off, end, src)
         return fn(pkt, buf, off, end, src)
 
+    @property
+    def learned(self) -> dict[str, dict[Any, str]]:
+        """Table entries discovered in the traffic (the TUI hands them between engines)."""
+        return self._learned
+
+    @learned.setter
+    def learned(self, value: dict[str, dict[Any, str]]) -> None:
+        self._learned = value
+        self._resolved.clear()
+
     def lookup(self, table: str, key: Any) -> DissectFn | None:
-        """Decode-as beats learned entries beats the static table."""
+        """Decode-as beats learned entries beats the static table (answers memoised)."""
+        res = self._resolved.get(table)
+        if res is None:
+            res = self._resolved[table] = {}
+        fn = res.get(key, _UNRESOLVED)
+        if fn is _UNRESOLVED:
+            fn = res[key] = self._lookup(table, key)
+        return fn  # type: ignore[return-value]
+
+    def _lookup(self, table: str, key: Any) -> DissectFn | None:
         ov = self.overrides.get(table)
         if ov is not None and key in ov:
             return self._named.get(ov[key])
@@ -345,7 +377,8 @@ class Engine:
 
     def learn(self, table: str, key: Any, name: str) -> None:
         """Register a port (or other key) discovered in the traffic for the rest of the capture."""
-        self.learned.setdefault(table, {})[key] = name
+        self._learned.setdefault(table, {})[key] = name
+        self._resolved.pop(table, None)
 
     def call_data(self, pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
         return dissect_data(pkt, buf, off, end, src)

@@ -425,7 +425,17 @@ class Layer(Node):
     __slots__ = ("proto", "malformed")
 
     def __init__(self, pkt: Packet, proto: Protocol, offset: int, length: int, src: int) -> None:
-        super().__init__(pkt, proto.fd, None, offset, length, src)
+        # Node.__init__ spelled out: a layer is made for every protocol of every frame, and the
+        # super() call alone was a fifth of its cost.
+        self.pkt = pkt
+        self.fd = proto.fd
+        self.value = None
+        self.offset = offset
+        self.length = length
+        self.src = src
+        self.children = None
+        self.label = None
+        self.generated = False
         self.proto = proto
         self.malformed = False
 
@@ -447,7 +457,7 @@ class Packet:
 
     __slots__ = (
         "number", "ts_ns", "caplen", "wirelen", "linktype", "interface_id", "data",
-        "comments", "layers", "index", "experts", "sources", "tree", "cols",
+        "comments", "layers", "index", "experts", "_sources", "tree", "cols",
         "protocol", "info", "src", "dst", "net_src", "net_dst", "dl_src", "dl_dst",
         "srcport", "dstport", "ptype", "cap", "rel_ns", "delta_ns", "delta_displayed_ns",
         "scratch", "offset", "flags",
@@ -467,7 +477,9 @@ class Packet:
         self.layers: list[Layer] = []
         self.index: dict[str, list[Node]] = {}
         self.experts: list[Expert] = []
-        self.sources: list[DataSource] = [DataSource("Frame", data)]
+        # Made on first use: most packets never get a second data source, and nothing but the UI,
+        # byte-slice filters and the decoders of reassembled/decrypted buffers reads the list.
+        self._sources: list[DataSource] | None = None
         self.tree = tree
         self.cols = cols
         self.protocol = ""
@@ -504,8 +516,17 @@ class Packet:
 
     def add_source(self, name: str, data: bytes) -> int:
         """Register a reassembled or decrypted buffer; returns its ``src`` index."""
-        self.sources.append(DataSource(name, data))
-        return len(self.sources) - 1
+        sources = self.sources
+        sources.append(DataSource(name, data))
+        return len(sources) - 1
+
+    @property
+    def sources(self) -> list[DataSource]:
+        """The data sources: 0 is the captured frame, then reassembled/decrypted buffers."""
+        s = self._sources
+        if s is None:
+            s = self._sources = [DataSource("Frame", self.data)]
+        return s
 
     def expert(
         self,

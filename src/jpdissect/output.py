@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from jpdissect.model import FIELDS, FT, Node, Packet
+from jpdissect.model import FIELDS, FT, SYNTHETIC, Node, Packet
 
 
 @dataclass
@@ -75,44 +75,67 @@ def select_occurrence(vals: list[Any], occurrence: str) -> list[Any]:
 
 
 class FieldsWriter:
-    """``-T fields``: one line per packet, cells in ``-e`` order."""
+    """``-T fields``: one line per packet, cells in ``-e`` order.
+
+    This is the hot loop of ``read -T fields``, so everything that depends only on the
+    options is decided here once: each field's formatter and whether it is synthetic
+    (computed from the packet rather than recorded), and lines are handed to the stream
+    in batches -- one ``write`` per line was a noticeable share of a fast read.
+    """
+
+    BATCH = 256
 
     def __init__(self, out: TextIO, fields: list[str], opts: FieldOptions) -> None:
         self.out = out
         self.fields = fields
         self.opts = opts
         self.fds = [FIELDS[f] for f in fields]
+        self._plan = [(fd.abbrev, fd.fmt, fd.fmt_value, SYNTHETIC.get(fd.abbrev)) for fd in self.fds]
+        self._lines: list[str] = []
         if opts.header:
             out.write(opts.separator.join(fields) + "\n")
 
     def write(self, pkt: Packet) -> None:
-        # The hot loop of `read -T fields`: nodes straight from the packet's index,
-        # each field's formatter chosen once (FieldDef.fmt).
         opts = self.opts
         occ = opts.occurrence
         agg = opts.aggregator
         index = pkt.index
         cells = []
-        for fd in self.fds:
-            nodes = index.get(fd.abbrev)
+        add = cells.append
+        for abbrev, fmt, fmt_value, synth in self._plan:
+            nodes = index.get(abbrev)
             if nodes is None:
-                vals = pkt.values(fd.abbrev)  # synthetic fields (frame.protocols, _ws.expert…)
+                if synth is None:
+                    add("")
+                    continue
+                vals = synth(pkt)
                 if not vals:
-                    cells.append("")
+                    add("")
                     continue
             elif len(nodes) == 1 and occ == "a":
                 v = nodes[0].value
-                cells.append(fd.fmt(v) if v is not None else fd.fmt_value(v))
+                add(fmt(v) if v is not None else fmt_value(v))
                 continue
             else:
                 vals = [n.value for n in nodes]
             if occ != "a":
                 vals = select_occurrence(vals, occ)
-            cells.append(agg.join([fd.fmt_value(v) for v in vals]))
+            add(agg.join([fmt_value(v) for v in vals]))
         if opts.quote:
             q = opts.quote
             cells = [f"{q}{c}{q}" if c else c for c in cells]
-        self.out.write(opts.separator.join(cells) + "\n")
+        lines = self._lines
+        lines.append(opts.separator.join(cells))
+        if len(lines) >= self.BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand the buffered lines to the stream (call before flushing it or reporting errors)."""
+        lines = self._lines
+        if lines:
+            lines.append("")
+            self.out.write("\n".join(lines))
+            lines.clear()
 
 
 # ---------------------------------------------------------------------------

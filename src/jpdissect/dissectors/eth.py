@@ -115,9 +115,10 @@ def ethertype(
     60-byte minimum).  Unknown types go to data with the Ethertype as the
     Protocol column and its name as Info, as tshark does.
     """
-    prev = pkt.protocol
-    pkt.add_layer(P_ETHERTYPE, off, 0, src)
-    pkt.protocol = prev
+    if not pkt.cap.lean or P_ETHERTYPE.primed:
+        prev = pkt.protocol
+        pkt.add_layer(P_ETHERTYPE, off, 0, src)
+        pkt.protocol = prev
     pend = payload_end(etype, buf, off, end)
     if not pkt.cap.call_table("ethertype", etype, pkt, buf, off, pend, src):
         pkt.cap.call_data(pkt, buf, off, pend, src)

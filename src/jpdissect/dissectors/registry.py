@@ -42,6 +42,9 @@ class Registry:
         # Run after every frame's dissection chain (Wireshark's post-dissectors): for layers
         # that need what the whole chain found, like the join-proxy classification.
         self.postdissectors: list[Callable[[Packet], None]] = []
+        #: Bumped by every registration, so engines know their memoised lookups are stale
+        # (a module imported mid-capture, such as the BRSKI decoders, adds table entries).
+        self.generation = 0
 
     def dissector(self, name: str, desc: str = "") -> Callable[[DissectFn], DissectFn]:
         """Decorator: make ``fn`` callable by name (decode-as, table entries)."""
@@ -50,6 +53,7 @@ class Registry:
             if name in self.named:
                 raise ValueError(f"dissector {name} registered twice")
             self.named[name] = fn
+            self.generation += 1
             self.descriptions[name] = desc or (fn.__doc__ or "").strip().split("\n")[0]
             return fn
 
@@ -58,6 +62,7 @@ class Registry:
     def add(self, table: str, key: Any, name: str) -> None:
         """Hang named dissector ``name`` on ``table[key]`` (e.g. ``udp.port`` 5683)."""
         self.tables.setdefault(table, {})[key] = name
+        self.generation += 1
 
     def heuristic(self, table: str, name: str, proto: str) -> Callable[[DissectFn], DissectFn]:
         """Decorator: add ``fn`` to the ordered heuristic list of ``table``."""

@@ -150,13 +150,18 @@ def dissect_udp(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
         _checksum(pkt, lay, buf, off, n, rep_len, ulen, csum, scratch.get("ip.fragmented", False))
     pkt.srcport, pkt.dstport = sport, dport
     pkt.ptype = "udp"
-    s = stream_of(pkt, sport, dport)
-    scratch["udp.stream"] = s.index
-    if w[3]:
-        lay.add(FU.stream, s.index, off + UDP_HEADER, 0, generated=True)
+    if cap.shallow and not (w[3] or w[4]):
+        # Nothing above UDP runs and no stream field is asked for: the conversation table
+        # would be pure cost (time and a map entry per 5-tuple).
+        s = None
+    else:
+        s = stream_of(pkt, sport, dport)
+        scratch["udp.stream"] = s.index
+        if w[3]:
+            lay.add(FU.stream, s.index, off + UDP_HEADER, 0, generated=True)
     if ulen == UDP_HEADER:
         return True
-    if not in_error and prefs.get("udp.calculate_timestamps", True):
+    if s is not None and not in_error and prefs.get("udp.calculate_timestamps", True):
         ts = pkt.ts_ns
         delta = ts - s.prev_ns
         s.prev_ns = ts
