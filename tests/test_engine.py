@@ -6,6 +6,7 @@ import pytest
 
 from jpdissect.capture import Frame
 from jpdissect.dissectors.registry import REGISTRY
+from jpdissect.dissectors.udp import P_UDP
 from jpdissect.engine import Engine, OptionError, parse_decode_as, parse_pref
 from jpdissect.model import FIELDS, FT, Group, Packet
 
@@ -97,3 +98,29 @@ def test_shallow_only_when_nothing_above_transport_is_asked_for() -> None:
         assert not Engine(cols=False, lazy=True).shallow  # nothing asked: nothing to be lazy about
     finally:
         unprime_all()
+
+
+def test_table_lookups_follow_registrations_and_learned_entries_made_mid_capture() -> None:
+    # The engine memoises table lookups; a dissector registered after the capture started (a
+    # module imported on first use) and entries learned or handed over (the TUI assigns
+    # engine.learned) must still be found.
+    def mine(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
+        pkt.add_layer(P_UDP, off, end - off, src)  # any protocol but data will do
+        return True
+
+    eng = Engine(tree=True)
+    assert eng.dissect(_frame(b"one", linktype=149)).protocols == "data"
+    REGISTRY.named["_test_mine"] = mine
+    REGISTRY.add("wtap_encap", 149, "_test_mine")
+    try:
+        assert eng.dissect(_frame(b"two", linktype=149)).protocols == "udp"
+        eng.learned = {"wtap_encap": {150: "_test_mine"}}
+        assert eng.dissect(_frame(b"three", linktype=150)).protocols == "udp"
+        eng.learned = {}
+        eng.learn("wtap_encap", 151, "_test_mine")
+        assert eng.dissect(_frame(b"four", linktype=150)).protocols == "data"
+        assert eng.dissect(_frame(b"five", linktype=151)).protocols == "udp"
+    finally:
+        del REGISTRY.named["_test_mine"]
+        del REGISTRY.tables["wtap_encap"][149]
+
