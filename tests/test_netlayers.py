@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import struct
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,22 @@ def test_checksum_verification_matches_tshark(name: str) -> None:
     assert _mismatches(field_rows(path, fields, prefs=prefs), tshark_rows(path, fields, prefs), fields) == []
     statuses = {c for row in field_rows(path, ["udp.checksum.status"], prefs=prefs) for c in row[0].split(",")}
     assert {"0", "1"} <= statuses or name != "eth_veth.pcap"  # both good and bad sums were really verified
+
+
+@needs_tshark
+@pytest.mark.parametrize("linktype", [0, 1, 9, 12, 101, 108, 113, 147, 162, 195, 215, 228, 229, 230, 276, 283])
+def test_frame_encap_type_is_wiresharks_number_not_the_link_type(linktype: int, tmp_path: Path) -> None:
+    """frame.encap_type is WTAP_ENCAP_*; the file's link type is only the key to it.
+
+    A one-record pcap (draft-ietf-opsawg-pcap §4 file header, §5 record header) of 40 zero bytes
+    per link type: what the bytes decode to does not matter here, only the frame fields.
+    """
+    data = bytes(40)
+    path = tmp_path / f"lt{linktype}.pcap"
+    path.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, linktype)
+                     + struct.pack("<IIII", 1, 0, len(data), len(data)) + data)
+    fields = ["frame.encap_type", "frame.cap_len"]
+    assert field_rows(path, fields) == tshark_rows(path, fields)
 
 
 @needs_tshark

@@ -52,7 +52,7 @@ P_DATA = Protocol("data", "Data", "DATA")
 # frame.* values in tree order: (field, getter(packet, frame), generated)
 _FRAME_VALUES: tuple[tuple[Any, Any, bool], ...] = (
     (FF.interface_id, lambda p, f: f.interface_id, False),
-    (FF.encap_type, lambda p, f: f.linktype, False),
+    (FF.encap_type, lambda p, f: WTAP_ENCAP.get(f.linktype, WTAP_ENCAP_UNKNOWN), False),
     (FF.time, lambda p, f: f.ts_ns, False),
     (FF.time_epoch, lambda p, f: f.ts_ns, False),
     (FF.time_delta, lambda p, f: p.delta_ns, True),
@@ -87,13 +87,24 @@ SYNTHETIC["_ws.expert.group"] = lambda p: [e.group.value for e in p.experts]
 SYNTHETIC["_ws.malformed"] = lambda p: [None] * any(lay.malformed for lay in p.layers)
 SYNTHETIC["frame.protocols"] = lambda p: [p.protocols]
 
-# Wireshark's link-layer type names, for the frame tree.
+# frame.encap_type is Wireshark's own encapsulation number (wiretap's WTAP_ENCAP_*), not the
+# pcap/pcapng link type the file stores: the mapping below is what tshark 4.0 prints for each
+# link type (checked against it, tests/test_netlayers.py).  Link types tshark does not know
+# make it refuse the file; jpdissect reads them as data and says WTAP_ENCAP_UNKNOWN.
+WTAP_ENCAP_UNKNOWN = 0
+WTAP_ENCAP: dict[int, int] = {
+    0: 15, 1: 1, 9: 4, 12: 7, 101: 7, 108: 174, 113: 25, 195: 104, 215: 113, 228: 129, 229: 130,
+    230: 127, 276: 210, 283: 206,
+    **{147 + k: 45 + k for k in range(16)},  # LINKTYPE_USER0..15 -> WTAP_ENCAP_USER0..15
+}
+# Wireshark's names for those encapsulations, for the frame tree.
 ENCAP_NAMES = {
-    0: "NULL/Loopback", 1: "Ethernet", 101: "Raw IP", 108: "OpenBSD loopback",
-    113: "Linux cooked-mode capture v1", 276: "Linux cooked-mode capture v2",
-    228: "Raw IPv4", 229: "Raw IPv6", 195: "IEEE 802.15.4 Wireless PAN",
-    215: "IEEE 802.15.4 Wireless PAN non-ASK PHY",
-    230: "IEEE 802.15.4 Wireless PAN with FCS not present", 283: "IEEE 802.15.4 Wireless PAN with TAP",
+    0: "Unknown", 1: "Ethernet", 4: "PPP", 7: "Raw IP", 15: "NULL/Loopback", 25: "Linux cooked-mode capture v1",
+    104: "IEEE 802.15.4 Wireless PAN", 113: "IEEE 802.15.4 Wireless PAN non-ASK PHY",
+    127: "IEEE 802.15.4 Wireless PAN with FCS not present", 129: "Raw IPv4", 130: "Raw IPv6",
+    174: "OpenBSD loopback", 206: "IEEE 802.15.4 Wireless with TAP pseudo-header",
+    210: "Linux cooked-mode capture v2",
+    **{45 + k: f"USER {k}" for k in range(16)},
 }
 FF.encap_type.strings = ENCAP_NAMES
 
