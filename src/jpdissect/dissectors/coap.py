@@ -436,8 +436,10 @@ def dissect_coap(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
             return True
     tok_off = p + xlen
     if xlen:
-        add(FC.token_len_ext, tlen - (13 if xlen == 1 else 269), p, xlen)
-        add(FC.token_len, tlen, p, xlen, generated=True)
+        if tree or FC.token_len_ext.primed:
+            add(FC.token_len_ext, tlen - (13 if xlen == 1 else 269), p, xlen)
+        if tree or FC.token_len.primed:
+            add(FC.token_len, tlen, p, xlen, generated=True)
     elif tree or FC.token_len.primed:
         add(FC.token_len, tlen, off, 1)
     if tok_off + tlen > end:
@@ -450,7 +452,7 @@ def dissect_coap(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
     token = buf[tok_off:tok_off + tlen]
     if tlen and (tree or FC.token.primed):
         add(FC.token, token, tok_off, tlen)
-    if tlen > RFC7252_MAX_TOKEN_LEN:
+    if tlen > RFC7252_MAX_TOKEN_LEN and (tree or FC.token_extended.primed):
         tnode = add(FC.token_extended, True, tok_off, tlen, generated=True)
         if tree:
             pkt.expert(tnode, Severity.NOTE, Group.PROTOCOL,
@@ -610,7 +612,8 @@ def dissect_coap(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
         if role is not None and (oscore_opt is not None or host == COJP_HOST or path == COJP_PATH
                                  or stateless_proxy):
             pkt.scratch["coap.cojp"] = role
-            add(FC.cojp, role, off, 0, generated=True)
+            if tree or FC.cojp.primed:
+                add(FC.cojp, role, off, 0, generated=True)
 
     # -- payload ------------------------------------------------------------------
     plen = end - payload_off
@@ -623,7 +626,7 @@ def dissect_coap(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
         block_text = f"{'' if more else 'End of '}Block #{bnum}"
         if plen > 0:
             key = (src_ep, dst_ep, path, 1) if 0 < code < 32 else (dst_ep, src_ep, path, 2)
-            if more or bnum:
+            if (more or bnum) and (tree or FC.block_length.primed):
                 add(FC.block_length, plen, payload_off, plen)
             res = _reassemble(pkt, st, lay, key, blk_opt, buf, payload_off, end)
             if res is not None:
@@ -656,8 +659,7 @@ def dissect_coap(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
     if tree:
         lay.label = (f"Constrained Application Protocol, {TYPE_NAMES[mtype]}, {code_name(code)}, MID:{mid}")
 
-    info = _set_info(pkt, mtype, code, mid, token, path, cf, payload_off, plen, tok_off)
-    info.options = opt_spans
+    info = _set_info(pkt, mtype, code, mid, token, path, cf, payload_off, plen, tok_off, opt_spans)
     if ex is not None:
         info.request_frame = ex.req_frame
 
@@ -671,8 +673,10 @@ def dissect_coap(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
 
 
 def _set_info(pkt: Packet, mtype: int, code: int, mid: int, token: bytes, path: str, cf: int | None,
-              payload_off: int, plen: int, tok_off: int) -> CoapInfo:
-    info = CoapInfo(mtype, code, mid, token, path, cf, payload_off, plen, tok_off)
+              payload_off: int, plen: int, tok_off: int,
+              options: list[tuple[int, int, int]] | None = None) -> CoapInfo:
+    info = (CoapInfo(mtype, code, mid, token, path, cf, payload_off, plen, tok_off) if options is None
+            else CoapInfo(mtype, code, mid, token, path, cf, payload_off, plen, tok_off, None, options))
     pkt.scratch["coap"] = info
     return info
 
@@ -1031,12 +1035,16 @@ def _payload(pkt: Packet, lay: Any, buf: bytes, off: int, end: int, src: int, cf
         return
     cap = pkt.cap
     # Sub-dissectors by request path, then by Content-Format (decode-as and learned entries apply).
-    if path and cap is not None and cap.lookup("coap.uri_path", path) is not None:
-        cap.call_table("coap.uri_path", path, pkt, buf, off, end, src)
-        return
-    if cf is not None and cap is not None and cap.lookup("coap.content_format", cf) is not None:
-        cap.call_table("coap.content_format", cf, pkt, buf, off, end, src)
-        return
+    if path and cap is not None:
+        fn = cap.lookup("coap.uri_path", path)
+        if fn is not None:
+            fn(pkt, buf, off, end, src)
+            return
+    if cf is not None and cap is not None:
+        fn = cap.lookup("coap.content_format", cf)
+        if fn is not None:
+            fn(pkt, buf, off, end, src)
+            return
     if (cf is None or cf == 42) and _looks_like_dtls(buf, off, end):
         pkt.scratch["coap.dtls_payload"] = True
         add(FC.dtls_payload, True, off, n, generated=True)

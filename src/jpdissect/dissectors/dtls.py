@@ -12,6 +12,7 @@ datagram be a chain of well-formed records ending exactly at the datagram end.
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 from jpdissect.crypto import dtls12 as _dec12
@@ -41,6 +42,10 @@ MAX_CID_LENGTH = 255        # RFC 9146 §3: cid<0..2^8-1>
 #: Record versions a plaintext DTLS record may carry (0x0100: OpenSSL before 0.9.8f; 0xfefc is
 #: never on the wire in a record header but costs nothing to accept).
 RECORD_VERSIONS = frozenset({0xFEFF, 0xFEFD, 0xFEFC, 0x0100})
+#: type(1) version(2) epoch(2) sequence_number(6, read as 2 + 4): the record header up to the CID.
+_RECORD_START = struct.Struct(">BHHHI")
+#: msg_type(1) length(3) message_seq(2) fragment_offset(3) fragment_length(3), read as 4 + 2 + 4 + 2.
+_HANDSHAKE_HDR = struct.Struct(">IHIH")
 
 CT_CCS, CT_ALERT, CT_HANDSHAKE, CT_APP, CT_HEARTBEAT, CT_CID, CT_ACK = 20, 21, 22, 23, 24, 25, 26
 HT_CLIENT_HELLO, HT_SERVER_HELLO, HT_HVR = 1, 2, 3
@@ -58,24 +63,39 @@ _HEADER_FIELDS = frozenset(
 )
 
 
-def _want_record_fields(pkt: Packet) -> bool:
-    st = pkt.cap.state
-    v = st.get("dtls.record_primed")
-    if v is None:
-        v = st["dtls.record_primed"] = any(fd.primed for fd in P.fields.values())
-    return v
+#: Record-header fields (RFC 6347 §4.1, RFC 9146 §4) and handshake-header fields (§4.2.2): each group
+#: is filled only when the tree is built or one of its fields is primed.
+_RECORD_HEADER_FIELDS = (FD.record, FD.record_content_type, FD.record_special_type, FD.record_version,
+                         FD.record_epoch, FD.record_sequence_number, FD.record_connection_id,
+                         FD.record_length)
+_HANDSHAKE_HEADER_FIELDS = (FD.handshake, FD.handshake_type, FD.handshake_length,
+                            FD.handshake_message_seq, FD.handshake_fragment_offset,
+                            FD.handshake_fragment_length)
 
 
-def _want_body(pkt: Packet) -> bool:
-    if pkt.tree:
-        return True
+class _Plan:
+    """Which DTLS field groups this engine records, decided on its first DTLS datagram.
+
+    Fields are primed before an engine starts (the CLI, the API and the TUI all do), so the
+    answer holds for the run; per record the dissector then tests one attribute per group
+    instead of calling ``add`` for every field nobody asked for.
+    """
+
+    __slots__ = ("body", "rec", "hs")
+
+    def __init__(self, tree: bool) -> None:
+        #: message bodies (dtls_handshake): any field outside the record layer's own
+        self.body = tree or any(fd.primed for a, fd in P.fields.items() if a not in _HEADER_FIELDS)
+        self.rec = tree or any(fd.primed for fd in _RECORD_HEADER_FIELDS)
+        self.hs = tree or any(fd.primed for fd in _HANDSHAKE_HEADER_FIELDS)
+
+
+def _plan(pkt: Packet) -> _Plan:
     st = pkt.cap.state
-    v = st.get("dtls.body_primed")
-    if v is None:
-        v = st["dtls.body_primed"] = any(
-            fd.primed for a, fd in P.fields.items() if a not in _HEADER_FIELDS
-        )
-    return v
+    plan = st.get("dtls.plan")
+    if plan is None:
+        plan = st["dtls.plan"] = _Plan(pkt.tree)
+    return plan
 
 
 # ---------------------------------------------------------------------------
@@ -86,10 +106,12 @@ class Ctx:
     """What one call of the dissector knows: packet, session, direction, replay memo."""
 
     __slots__ = ("pkt", "sess", "dir", "leg", "live", "memo", "memo_i", "memo_key", "body", "infos",
-                 "flight", "has_new_hs", "has_retrans", "col", "tbl", "retrans_ccs", "keep", "rec_fields")
+                 "flight", "has_new_hs", "has_retrans", "col", "tbl", "retrans_ccs", "keep", "plan")
 
-    def __init__(self, pkt: Packet) -> None:
+    def __init__(self, pkt: Packet, plan: _Plan) -> None:
         self.pkt = pkt
+        self.plan = plan
+        self.body = plan.body
         self.sess: DtlsSession | None = None
         self.dir = C2S
         self.leg: tuple[Any, Any] = (None, None)
@@ -97,8 +119,6 @@ class Ctx:
         self.memo: list[Any] = []
         self.memo_i = 0
         self.memo_key: tuple[int, int] | None = None
-        self.body = _want_body(pkt)
-        self.rec_fields = pkt.tree or _want_record_fields(pkt)
         self.keep = False  # whether this datagram's memo is worth keeping for re-dissection
         self.infos: list[str] = []
         self.flight: int | None = None
@@ -173,13 +193,14 @@ def _begin(ctx: Ctx, buf: bytes, off: int, end: int) -> None:
     """
     pkt = ctx.pkt
     tbl = ctx.tbl
+    sc = pkt.scratch
     src, dst = _endpoints(pkt)
-    ctx.leg = (src, dst)
+    leg = ctx.leg = (src, dst)
     n = pkt.number
-    calls = pkt.scratch.get("dtls.calls", 0)
-    pkt.scratch["dtls.calls"] = calls + 1
+    calls = sc.get("dtls.calls", 0)
+    sc["dtls.calls"] = calls + 1
     key = _session_key(pkt, src, dst)
-    if n < tbl.last_frame or (n == tbl.last_frame and not pkt.scratch.get("dtls.live")):
+    if n < tbl.last_frame or (n == tbl.last_frame and not sc.get("dtls.live")):
         ctx.live = False
         memo = tbl.memo.get((n, calls))
         if memo is not None:
@@ -189,11 +210,11 @@ def _begin(ctx: Ctx, buf: bytes, off: int, end: int) -> None:
         else:
             sess = tbl.by_key.get(key) or DtlsSession(0, key)
             ctx.sess = sess
-            ctx.dir = sess.dirs.get(ctx.leg, _guess_dir(pkt))
+            ctx.dir = sess.dirs.get(leg, _guess_dir(pkt))
             ctx.memo = [sess, ctx.dir, (None, False)]
             ctx.memo_i = _MEMO_STEPS
         return
-    pkt.scratch["dtls.live"] = True
+    sc["dtls.live"] = True
     tbl.last_frame = n
     sess = tbl.by_key.get(key)
     # A fresh ClientHello (message_seq 0, a random not seen in this session) starts a new session
@@ -203,7 +224,7 @@ def _begin(ctx: Ctx, buf: bytes, off: int, end: int) -> None:
         sess = None
     if sess is None:
         sess = tbl.new(key, n)
-    d = sess.dirs.get(ctx.leg)
+    d = sess.dirs.get(leg)
     if d is None:
         if ch is not None:
             d = C2S
@@ -211,9 +232,9 @@ def _begin(ctx: Ctx, buf: bytes, off: int, end: int) -> None:
             d = S2C
         else:
             d = _guess_dir(pkt)
-        sess.dirs[ctx.leg] = d
+        sess.dirs[leg] = d
         sess.dirs.setdefault((dst, src), 1 - d)
-        sess.legs.add(ctx.leg if d == C2S else (dst, src))
+        sess.legs.add(leg if d == C2S else (dst, src))
         if sess.client is None:
             sess.client, sess.server = (src, dst) if d == C2S else (dst, src)
     ctx.sess, ctx.dir = sess, d
@@ -308,12 +329,14 @@ def heur_dtls(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
 def dissect_dtls(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
     """All DTLS records of one datagram (RFC 6347 §4.1.1: a datagram may carry several)."""
     lay = pkt.add_layer(P, off, end - off, src)
-    ctx = Ctx(pkt)
+    tree = pkt.tree
+    ctx = Ctx(pkt, _plan(pkt))
     _begin(ctx, buf, off, end)
     sess = ctx.sess
     assert sess is not None
     pkt.scratch["dtls.session"] = sess  # for relay/session dissectors above and below us
-    lay.add(FD.session, sess.index, off, 0, generated=True)
+    if tree or FD.session.primed:
+        lay.add(FD.session, sess.index, off, 0, generated=True)
     start = off
     nrec = 0
     while off < end:
@@ -344,25 +367,14 @@ def dissect_dtls(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
             _retrans_expert(ctx, lay)
     if ctx.live and ctx.has_retrans and not ctx.has_new_hs:
         _retrans_expert(ctx, lay)
-    if ctx.flight:
+    if ctx.flight and (tree or FD.flight.primed):
         lay.add(FD.flight, ctx.flight, start, 0, generated=True)
     if pkt.cols:
         pkt.info = ", ".join(ctx.infos)
     pkt.protocol = pkt.scratch.pop("dtls.inner_protocol", None) or ctx.col or "DTLS"
-    if pkt.tree:
+    if tree:
         lay.label = "Datagram Transport Layer Security"
     return True
-
-
-def _column(ctx: Ctx, ct: int, version: int, first_payload_byte: int | None) -> None:
-    """Wireshark's protocol column: the session version, learnt from the first non-ClientHello record."""
-    sess = ctx.sess
-    assert sess is not None
-    if ctx.live and sess.version is None and sess.record_version is None and version in RECORD_VERSIONS:
-        if not (ct == CT_HANDSHAKE and first_payload_byte == HT_CLIENT_HELLO):
-            sess.record_version = version
-    v = sess.version or sess.record_version
-    ctx.col = N.VERSION_SHORT.get(v, "DTLS") if v else "DTLS"
 
 
 def _record_step(ctx: Ctx, epoch: int, seq: int, size: int) -> tuple[bool, bool]:
@@ -401,25 +413,39 @@ def _plaintext_record(ctx: Ctx, lay: Node, buf: bytes, off: int, end: int, src: 
         rec = lay.add(FD.record, None, off, avail)
         _truncated_header(ctx, rec, buf, off, end, cid_len)
         return end
-    version = (buf[off + 1] << 8) | buf[off + 2]
-    epoch = (buf[off + 3] << 8) | buf[off + 4]
-    seq = int.from_bytes(buf[off + 5:off + 11], "big")
+    _ct, version, epoch, seq_hi, seq_lo = _RECORD_START.unpack_from(buf, off)
+    seq = (seq_hi << 32) | seq_lo
     lp = off + 11 + cid_len
     rlen = (buf[lp] << 8) | buf[lp + 1]
     p = off + hdr
     rend = p + rlen
-    _column(ctx, ct, version, buf[p] if p < end else None)
-    if ctx.rec_fields:
-        rec = lay.add(FD.record, None, off, min(hdr + rlen, avail))
+    # Wireshark's protocol column: the session version, learnt from the first non-ClientHello record.
+    rv = sess.record_version
+    if rv is None and sess.version is None and ctx.live and version in RECORD_VERSIONS and not (
+            ct == CT_HANDSHAKE and p < end and buf[p] == HT_CLIENT_HELLO):
+        rv = sess.record_version = version
+    v = sess.version or rv
+    ctx.col = N.VERSION_SHORT.get(v, "DTLS") if v else "DTLS"
+    if ctx.plan.rec:
+        tree = pkt.tree
+        rec = lay.add(FD.record, None, off, min(hdr + rlen, avail)) if tree or FD.record.primed else lay
         # RFC 9146 §4: 25 is only the outer type; like Wireshark, show it as the "special type"
         # (the real content type is inside the encryption).
-        rec.add(FD.record_special_type if ct == CT_CID else FD.record_content_type, ct, off, 1)
-        rec.add(FD.record_version, version, off + 1, 2)
-        rec.add(FD.record_epoch, epoch, off + 3, 2)
-        rec.add(FD.record_sequence_number, seq, off + 5, 6)
         if ct == CT_CID:
+            if tree or FD.record_special_type.primed:
+                rec.add(FD.record_special_type, ct, off, 1)
+        elif tree or FD.record_content_type.primed:
+            rec.add(FD.record_content_type, ct, off, 1)
+        if tree or FD.record_version.primed:
+            rec.add(FD.record_version, version, off + 1, 2)
+        if tree or FD.record_epoch.primed:
+            rec.add(FD.record_epoch, epoch, off + 3, 2)
+        if tree or FD.record_sequence_number.primed:
+            rec.add(FD.record_sequence_number, seq, off + 5, 6)
+        if ct == CT_CID and (tree or FD.record_connection_id.primed):
             rec.add(FD.record_connection_id, bytes(buf[off + 11:off + 11 + cid_len]), off + 11, cid_len)
-        rec.add(FD.record_length, rlen, lp, 2)
+        if tree or FD.record_length.primed:
+            rec.add(FD.record_length, rlen, lp, 2)
     else:  # nobody reads record-header fields: children attach to the layer (nothing is built)
         rec = lay
     if rend > end:
@@ -443,17 +469,19 @@ def _plaintext_record(ctx: Ctx, lay: Node, buf: bytes, off: int, end: int, src: 
         pkt.expert(rec, Severity.NOTE, Group.SEQUENCE,
                    f"Duplicate record: epoch {epoch} sequence number {seq} already seen on this path", off)
     n0 = len(ctx.infos)
+    copy = dup or relayed
     if ct == CT_CID or epoch != 0:
-        _protected(ctx, rec, ct, buf, p, rend, epoch, dup or relayed)
-        _dec12.decrypt_record(ctx, rec, buf, off, p, rend, src, dup or relayed)
+        _protected(ctx, rec, ct, buf, p, rend, epoch, copy)
+        _dec12.decrypt_record(ctx, rec, buf, off, p, rend, src, copy)
     elif ct == CT_HANDSHAKE:
-        _handshake_record(ctx, rec, buf, p, rend, src, dup or relayed)
+        _handshake_record(ctx, rec, buf, p, rend, src, copy)
     elif ct == CT_CCS:
-        _ccs(ctx, rec, buf, p, rend, dup or relayed)
+        _ccs(ctx, rec, buf, p, rend, copy)
     elif ct == CT_ALERT:
         _alert(ctx, rec, buf, p, rend)
     elif ct == CT_APP:
-        rec.add(FD.app_data, bytes(buf[p:rend]), p, rend - p)
+        if pkt.tree or FD.app_data.primed:
+            rec.add(FD.app_data, bytes(buf[p:rend]), p, rend - p)
         ctx.infos.append("Application Data")
         if ctx.live and not relayed:
             sess.app_records += 1
@@ -512,17 +540,20 @@ def _protected(ctx: Ctx, rec: Node, ct: int, buf: bytes, p: int, rend: int, epoc
     sess = ctx.sess
     assert sess is not None
     data_len = rend - p
+    tree = ctx.pkt.tree
     if ct == CT_APP:
-        rec.add(FD.app_data, bytes(buf[p:rend]), p, data_len)
+        if tree or FD.app_data.primed:
+            rec.add(FD.app_data, bytes(buf[p:rend]), p, data_len)
         ctx.infos.append("Application Data")
         if ctx.live and not copy:
             sess.app_records += 1
             sess.app_seen.add(ctx.dir)
         return
     if ct == CT_HANDSHAKE:
-        hs = rec.add(FD.handshake, None, p, data_len)
-        hs.add(FD.handshake_encrypted, bytes(buf[p:rend]), p, data_len)
-        if ctx.pkt.tree:
+        hs = rec.add(FD.handshake, None, p, data_len) if tree or FD.handshake.primed else rec
+        if tree or FD.handshake_encrypted.primed:
+            hs.add(FD.handshake_encrypted, bytes(buf[p:rend]), p, data_len)
+        if tree:
             hs.label = "Handshake Protocol: Encrypted Handshake Message"
         ctx.infos.append("Encrypted Handshake Message")
         ctx.step(_encrypted_hs_step, epoch, copy)
@@ -533,7 +564,8 @@ def _protected(ctx: Ctx, rec: Node, ct: int, buf: bytes, p: int, rend: int, epoc
         if ctx.live and not copy:
             sess.alerts.append(Alert(ctx.pkt.number, ctx.pkt.ts_ns, ctx.dir, None, None))
         return
-    rec.add(FD.enc_content, bytes(buf[p:rend]), p, data_len)
+    if tree or FD.enc_content.primed:
+        rec.add(FD.enc_content, bytes(buf[p:rend]), p, data_len)
     if ct == CT_CID:
         ctx.infos.append("Connection ID")
     elif ct == CT_HEARTBEAT:
@@ -748,6 +780,8 @@ def _unified_record(ctx: Ctx, lay: Node, buf: bytes, off: int, end: int, src: in
 
 def _handshake_record(ctx: Ctx, rec: Node, buf: bytes, p: int, rend: int, src: int, copy: bool) -> None:
     pkt = ctx.pkt
+    tree = pkt.tree
+    want_hdr = ctx.plan.hs
     while p < rend:
         if rend - p < HANDSHAKE_HEADER:
             hs = rec.add(FD.handshake, None, p, rend - p)
@@ -755,19 +789,25 @@ def _handshake_record(ctx: Ctx, rec: Node, buf: bytes, p: int, rend: int, src: i
                               f"{rend - p} left in the record", p, rend - p)
             ctx.infos.append("[Malformed Handshake]")
             return
-        mt = buf[p]
-        mlen = int.from_bytes(buf[p + 1:p + 4], "big")
-        mseq = (buf[p + 4] << 8) | buf[p + 5]
-        foff = int.from_bytes(buf[p + 6:p + 9], "big")
-        flen = int.from_bytes(buf[p + 9:p + 12], "big")
+        type_len, mseq, off_flen, flen_lo = _HANDSHAKE_HDR.unpack_from(buf, p)
+        mt, mlen = type_len >> 24, type_len & 0xFFFFFF
+        foff, flen = off_flen >> 8, ((off_flen & 0xFF) << 16) | flen_lo
         b = p + HANDSHAKE_HEADER
         bend = b + flen
-        hs = rec.add(FD.handshake, None, p, min(bend, rend) - p)
-        hs.add(FD.handshake_type, mt, p, 1)
-        hs.add(FD.handshake_length, mlen, p + 1, 3)
-        hs.add(FD.handshake_message_seq, mseq, p + 4, 2)
-        hs.add(FD.handshake_fragment_offset, foff, p + 6, 3)
-        hs.add(FD.handshake_fragment_length, flen, p + 9, 3)
+        if want_hdr:
+            hs = rec.add(FD.handshake, None, p, min(bend, rend) - p) if tree or FD.handshake.primed else rec
+            if tree or FD.handshake_type.primed:
+                hs.add(FD.handshake_type, mt, p, 1)
+            if tree or FD.handshake_length.primed:
+                hs.add(FD.handshake_length, mlen, p + 1, 3)
+            if tree or FD.handshake_message_seq.primed:
+                hs.add(FD.handshake_message_seq, mseq, p + 4, 2)
+            if tree or FD.handshake_fragment_offset.primed:
+                hs.add(FD.handshake_fragment_offset, foff, p + 6, 3)
+            if tree or FD.handshake_fragment_length.primed:
+                hs.add(FD.handshake_fragment_length, flen, p + 9, 3)
+        else:
+            hs = rec
         mname = N.HANDSHAKE_TYPES.get(mt)
         if mname is None:
             mname = f"Unknown Handshake Message ({mt})"
@@ -783,11 +823,17 @@ def _handshake_record(ctx: Ctx, rec: Node, buf: bytes, p: int, rend: int, src: i
                               f"{mlen}-byte message", p + 6, 6)
             bad = True
         whole = foff == 0 and flen == mlen and not bad
-        res = ctx.step(_message_step, mt, mseq, mlen, foff, bytes(buf[b:bend]), whole, bad, copy)
-        retrans_of = flight = None
+        # ctx.step(_message_step, ...) spelled out: this runs for every handshake fragment.
+        if ctx.live:
+            ctx.keep = True
+            res = _message_step(ctx, mt, mseq, mlen, foff, bytes(buf[b:bend]), whole, bad, copy)
+            ctx.memo.append(res)
+        else:
+            res = ctx.replay()
+        retrans_of = None
         reasm = None
         if res is not None:
-            retrans_of, flight, reasm, notes = res
+            retrans_of, _flight, reasm, notes = res
             for sev, grp, msg in notes:
                 pkt.expert(hs, sev, grp, msg, p, HANDSHAKE_HEADER)
         if retrans_of is not None:
@@ -810,7 +856,7 @@ def _handshake_record(ctx: Ctx, rec: Node, buf: bytes, p: int, rend: int, src: i
                 HS.dissect_body(ctx, hs, mt, data, 0, len(data), s2, mlen)
         else:
             ctx.infos.append(f"{mname} (Fragment)")
-        if pkt.tree:
+        if tree:
             hs.label = f"Handshake Protocol: {mname}" + ("" if whole else
                                                           " (Reassembled)" if reasm else " (Fragment)")
         p = bend

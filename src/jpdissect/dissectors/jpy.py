@@ -101,20 +101,27 @@ def heur_jpy(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
     s = msg.span(msg.layout.content)
     if s is None or not starts_like_dtls(buf, s.value_offset, s.value_offset + s.value_length):
         return False
-    return dissect_jpy(pkt, buf, off, end, src)
+    return _dissect(pkt, buf, off, end, src, msg)  # decoded once: the heuristic's reading is the message
 
 
 @dissector("jpy", "JPY message of a stateless Join Proxy (draft-ietf-anima-constrained-join-proxy)")
 def dissect_jpy(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
+    return _dissect(pkt, buf, off, end, src, codec.decode(buf, off, end))
+
+
+def _dissect(pkt: Packet, buf: bytes, off: int, end: int, src: int, msg: codec.JpyMessage) -> bool:
     lay = pkt.add_layer(P, off, end - off, src)
-    msg = codec.decode(buf, off, end)
     tree = pkt.tree
+    # Field bookkeeping only for a tree or a primed jpy field; state, experts and the DTLS
+    # hand-off below run in every mode.
+    fields = tree or P.primed
     add = lay.add
     form = msg.layout.name if msg.layout is not None else None
-    if form is not None:
-        add(FJ.form, form, off, max(1, msg.length), generated=True)
-    if msg.count:
-        add(FJ.elements, msg.count, off, 1)
+    if fields:
+        if form is not None:
+            add(FJ.form, form, off, max(1, msg.length), generated=True)
+        if msg.count:
+            add(FJ.elements, msg.count, off, 1)
     if msg.extra:
         node = add(FJ.extra_elements, msg.extra, off, 1, generated=True)
         if msg.layout is JPY:
@@ -129,19 +136,23 @@ def dissect_jpy(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
     pledge: tuple[bytes, int] | None = None
     hdr_span = None
     for s in msg.spans:
-        fd = _ELEMENT_FIELDS[s.name]
-        if s.name == "ip" and isinstance(s.value, bytes) and len(s.value) == 4:
-            fd = FJ.ipv4
-        if s.name == "ip" and isinstance(s.value, bytes) and len(s.value) not in (4, 16):
-            continue  # reported by the codec; no address field for it
-        node = add(fd, s.value, s.value_offset, s.value_length)  # a uint's value span is its item
-        if s.name == "header" and isinstance(s.value, bytes):
+        name = s.name
+        if name == "header" and isinstance(s.value, bytes):
             header = s.value
             hdr_span = s
-            node.add(FJ.header_len, len(header), s.offset, s.value_offset - s.offset, generated=True)
+        if not fields:
+            continue
+        fd = _ELEMENT_FIELDS[name]
+        if name == "ip" and isinstance(s.value, bytes) and len(s.value) == 4:
+            fd = FJ.ipv4
+        if name == "ip" and isinstance(s.value, bytes) and len(s.value) not in (4, 16):
+            continue  # reported by the codec; no address field for it
+        node = add(fd, s.value, s.value_offset, s.value_length)  # a uint's value span is its item
+        if name == "header" and isinstance(s.value, bytes):
+            node.add(FJ.header_len, len(s.value), s.offset, s.value_offset - s.offset, generated=True)
             if tree:
-                node.label = f"Header: {header.hex()} ({len(header)} bytes, opaque JP state)"
-        elif s.name == "content" and isinstance(s.value, bytes):
+                node.label = f"Header: {s.value.hex()} ({len(s.value)} bytes, opaque JP state)"
+        elif name == "content" and isinstance(s.value, bytes):
             node.add(FJ.content_len, len(s.value), s.offset, s.value_offset - s.offset, generated=True)
             if tree:  # the DTLS layer below shows the bytes
                 node.label = f"Content: {len(s.value)} bytes (the relayed datagram)"
@@ -160,7 +171,7 @@ def dissect_jpy(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
     if header is not None and hdr_span is not None and msg.layout is JPY:
         pledge = _decrypt(pkt, lay, header, hdr_span.value_offset) or pledge
     content = msg.span(msg.layout.content) if msg.layout is not None else None
-    if content is not None and msg.length:
+    if content is not None and msg.length and fields:
         add(FJ.overhead, msg.length - content.value_length, off, msg.length, generated=True)
     dtls_info = ""
     if content is not None:

@@ -196,7 +196,7 @@ def dissect_meshcop(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bo
         uri = info.path.lstrip("/")
     is_request = info is not None and 0 < info.code < 32
     lay = pkt.add_layer(P, off, end - off, src)
-    if uri:
+    if uri and (pkt.tree or FM.uri.primed):
         lay.add(FM.uri, uri, off, 0, generated=True)
     relay = None
     if uri in RELAY_LAYOUTS and is_request:
@@ -234,9 +234,12 @@ def _relay(pkt: Packet, lay: Node, buf: bytes, src: int, uri: str, relay: Any, t
            dtls_tlv: Tlv | None) -> str:
     """c/rx / c/tx: the joiner, the JP state it echoes, the KEK, and the DTLS datagram inside."""
     joiner_ll = LINK_LOCAL_PREFIX + relay.joiner_iid
-    lay.add(FM.joiner_addr, joiner_ll, off_of(tlvs, JOINER_IID, lay.offset), 8, generated=True)
-    lay.add(FM.jr_rloc16, relay.router_locator, off_of(tlvs, JOINER_ROUTER_LOCATOR, lay.offset), 2,
-            generated=True)
+    tree = pkt.tree
+    if tree or FM.joiner_addr.primed:
+        lay.add(FM.joiner_addr, joiner_ll, off_of(tlvs, JOINER_IID, lay.offset), 8, generated=True)
+    if tree or FM.jr_rloc16.primed:
+        lay.add(FM.jr_rloc16, relay.router_locator, off_of(tlvs, JOINER_ROUTER_LOCATOR, lay.offset), 2,
+                generated=True)
     if relay.kek is not None:
         _store_kek(pkt, relay.kek)
     state_tlvs = [t for t in tlvs if t.type in (JOINER_UDP_PORT, JOINER_IID, JOINER_ROUTER_LOCATOR)]
@@ -245,13 +248,15 @@ def _relay(pkt: Packet, lay: Node, buf: bytes, src: int, uri: str, relay: Any, t
     state = bytes(buf[s0:s1])
     pledge = (joiner_ll, relay.joiner_port)
     direction = "up" if uri == "c/rx" else "down"
-    who = f"[{ipaddress.IPv6Address(joiner_ll)}]:{relay.joiner_port}"
     dtls_text = ""
     if dtls_tlv is not None:
         pkt.scratch["jp.relay"] = RelayFacts("thread-relay", direction, src, dtls_tlv.value_offset, dtls_tlv.end,
                                              state, s0, s1 - s0, pledge, relay.kek)
         dtls_text = _call_dtls(pkt, buf, dtls_tlv.value_offset, dtls_tlv.end, src,
                                ("thread-relay", relay.joiner_iid, relay.joiner_port))
+    if not pkt.cols:
+        return ""  # the text is the Info column
+    who = f"[{ipaddress.IPv6Address(joiner_ll)}]:{relay.joiner_port}"
     kek = " +KEK" if relay.kek is not None else ""
     return f"{uri} {who} rloc16 0x{relay.router_locator:04x}{kek} {dtls_text}".rstrip()
 
@@ -296,6 +301,8 @@ def _call_dtls(pkt: Packet, buf: bytes, off: int, end: int, src: int, key: objec
 
 
 def _tlv(pkt: Packet, lay: Node, buf: bytes, t: Tlv) -> None:
+    if not (pkt.tree or P.primed) and t.type not in _CHECKED:
+        return  # nothing to record (value decoders that also check the value run in every mode)
     want = pkt.tree or FM.tlv.primed
     node = lay.add(FM.tlv, None, t.offset, t.header_len + t.length,
                    label=f"{tlv_name(t.type)} TLV" if pkt.tree else None) if want else lay
@@ -465,6 +472,8 @@ _VALUE: dict[int, Callable[[Packet, Node, bytes, int, int], None]] = {
     129: _discovery(False),
     130: _simple(FM.tlv_joiner_adv, _raw),
 }
+#: TLV types whose value decoder reports malformed values itself, with or without fields.
+_CHECKED = frozenset({53})
 # Every TLV type the codec names has a value decoder (the names stay in the codec's one table).
 assert set(TLVS) <= set(_VALUE), sorted(set(TLVS) - set(_VALUE))
 

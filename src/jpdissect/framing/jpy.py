@@ -82,6 +82,10 @@ def _head(mt: int, arg: int) -> bytes:
     return bytes((mt << 5 | _AI_8,)) + arg.to_bytes(8, "big")
 
 
+#: RFC 8949 §3: additional information 24-27 -> that many argument bytes follow the initial byte.
+_ARG_BYTES = {_AI_1: 1, _AI_2: 2, _AI_4: 4, _AI_8: 8}
+
+
 def _read_head(buf: bytes, p: int, end: int) -> tuple[int, int | None, int, str | None]:
     """``(major type, argument, offset after the head, error)``; argument None = indefinite."""
     if p >= end:
@@ -92,7 +96,7 @@ def _read_head(buf: bytes, p: int, end: int) -> tuple[int, int | None, int, str 
         return mt, ai, p + 1, None
     if ai == _AI_INDEF:
         return mt, None, p + 1, None
-    n = {_AI_1: 1, _AI_2: 2, _AI_4: 4, _AI_8: 8}.get(ai)
+    n = _ARG_BYTES.get(ai)
     if n is None:
         return mt, None, p + 1, f"RFC 8949 §3: reserved additional information {ai}"
     if p + 1 + n > end:
