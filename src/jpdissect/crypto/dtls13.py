@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 from jpdissect.crypto import keylog as K
 from jpdissect.crypto.dtls12 import inner_plaintext, show_plaintext
-from jpdissect.crypto.keylog import engine_secrets
+from jpdissect.crypto.keylog import configured_secrets
 from jpdissect.model import Group, Node, Packet, Severity
 
 LABEL_PREFIX = b"dtls13"     # RFC 9147 §5.9
@@ -188,8 +188,8 @@ def decrypt_record(ctx: Any, rec: Node, buf: bytes, off: int, q: int, rend: int,
     cap = pkt.cap
     if sess is None or cap is None or not getattr(sess, "index", 0):
         return False
-    sec = engine_secrets(cap)
-    if not sec.configured and not len(sec.keylog):
+    sec = configured_secrets(cap)
+    if sec is None:
         return False
     try:
         return _decrypt(ctx, pkt, sess, sec, rec, buf, off, q, rend)
