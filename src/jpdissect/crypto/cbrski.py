@@ -64,7 +64,9 @@ def dissect_cbrski(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> boo
     kind = "request" if 0 < code < 32 else "response"
     lay.add(FB.resource, name, off, 0, generated=True)
     lay.add(FB.message, kind, off, 0, generated=True)
-    if not (pkt.tree or any(fd.primed for fd in P.fields.values())):
+    # P.primed first: without a tree and with no cbrski field asked for (every summary line), one
+    # attribute test instead of a scan of the field table per message.
+    if not (pkt.tree or (P.primed and any(fd.primed for fd in P.fields.values()))):
         return True  # the layer and its resource name are enough for columns and `cbrski` filters
     data = bytes(buf[off:end])
     what = ""
