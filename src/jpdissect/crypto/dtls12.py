@@ -645,7 +645,9 @@ def show_plaintext(ctx: Any, rec: Node, pt: bytes, inner: int, key_source: str, 
     pkt: Packet = ctx.pkt
     s2 = pkt.add_source(SOURCE_NAME, pt)
     node = rec
-    if pkt.tree or _fields_primed(pkt):
+    # P.primed (any dtls.* field asked for) covers the decryption fields, which are DTLS fields: one
+    # attribute test per record; with another dtls field primed, the adds below are no-ops.
+    if pkt.tree or P.primed:
         node = rec.add(FX.decrypted, None, src_off, src_len)
         if node is not rec:
             node.src = s2
@@ -675,15 +677,6 @@ def show_plaintext(ctx: Any, rec: Node, pt: bytes, inner: int, key_source: str, 
         infos[-1] = info
     else:
         infos.append(info)
-
-
-def _fields_primed(pkt: Packet) -> bool:
-    """Whether any decryption field is primed (-e / filter): computed once per engine."""
-    st = pkt.cap.state
-    v = st.get("crypto.dtls.primed")
-    if v is None:
-        v = st["crypto.dtls.primed"] = any(fd.primed for fd in vars(FX).values())
-    return v
 
 
 def _handshake(ctx: Any, node: Node, pt: bytes, s2: int, copy: bool,
