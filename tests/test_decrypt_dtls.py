@@ -190,6 +190,7 @@ def test_cid_record_aad_and_inner_plaintext_rfc9146(suite_id):
     with pytest.raises(D.DecryptError, match="authentication tag mismatch"):
         k.open(25, version, epoch, seq, fragment, cid[:-1] + b"\0")
 
+
 # ---------------------------------------------------------------------------
 # DTLS 1.3 building blocks (no DTLS 1.3 stack is available here to record a real session)
 
@@ -227,6 +228,24 @@ def test_dtls13_record_number_encryption_round_trip():
     pt = tk.open(full, bytes(hdr), ct)
     assert D.inner_plaintext(pt) == (23, b"GET /hello")
 
+
+
+@pytest.mark.parametrize("suite_id", [0x1301, 0x1304, 0x1303])   # AES-GCM, AES-CCM, ChaCha20
+def test_dtls13_masks_from_one_key_match_a_fresh_cipher_per_record(suite_id):
+    """TrafficKeys keeps one AES-ECB encryptor for the record-number masks of its whole epoch: the
+    mask of each record in a long run equals RFC 9147 §4.2.3 computed with a new cipher context."""
+    secret = bytes(range(1, 33))
+    suite = D13.SUITES[suite_id]
+    tk = D13.TrafficKeys(suite, secret)
+    sn_key = D13.hkdf_expand_label(secret, b"sn", b"", suite.key_len)
+    for i in range(40):
+        sample = bytes((i * 7 + j) & 0xFF for j in range(16))
+        if suite.aead == "chacha":
+            want = Cipher(algorithms.ChaCha20(sn_key, sample), mode=None).encryptor().update(bytes(16))
+        else:
+            enc = Cipher(algorithms.AES(sn_key), modes.ECB()).encryptor()
+            want = enc.update(sample) + enc.finalize()
+        assert tk.mask(sample + b"tail of the record") == want, i
 
 def test_dtls13_sequence_reconstruction_rfc9147():
     assert D13.reconstruct(0, 5, 8) == 5
