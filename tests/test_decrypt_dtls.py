@@ -166,6 +166,31 @@ def test_wrong_key_is_an_authentication_failure():
         k.open(rec[2], rec[3], rec[4], rec[5], rec[6])
 
 
+
+@pytest.mark.parametrize("suite_id", [0xC0AE, 0xC02B, 0xCCA9])   # CCM-8, GCM, ChaCha20-Poly1305
+def test_cid_record_aad_and_inner_plaintext_rfc9146(suite_id):
+    """An RFC 9146 record sealed here with the AAD spelled out from §5 opens with RecordKeys, and
+    its DTLSInnerPlaintext (§4) yields the real content type; a wrong CID fails the tag."""
+    suite = D.SUITES[suite_id]
+    key, iv = bytes(range(suite.key_len)), bytes(range(100, 100 + suite.fixed_iv_len))
+    epoch, seq, version, cid = 1, 0x0102030405, 0xFEFD, bytes.fromhex("c1d2e3")
+    inner = b"hello coaps" + bytes([23]) + bytes(3)          # content | real type | zero padding
+    aad = (b"\xff" * 8 + bytes([25, len(cid), 25]) + version.to_bytes(2, "big") + epoch.to_bytes(2, "big")
+           + seq.to_bytes(6, "big") + cid + len(inner).to_bytes(2, "big"))
+    seq_num = epoch.to_bytes(2, "big") + seq.to_bytes(6, "big")
+    if suite.aead == "chacha":
+        explicit, nonce = b"", bytes(a ^ b for a, b in zip(iv, bytes(4) + seq_num, strict=True))
+    else:
+        explicit = bytes.fromhex("0011223344556677")
+        nonce = iv + explicit
+    fragment = explicit + D._aead(suite, key).encrypt(nonce, inner, aad)
+    k = D.RecordKeys(suite, key, iv)
+    pt = k.open(25, version, epoch, seq, fragment, cid)
+    assert pt == inner and D.inner_plaintext(pt) == (23, b"hello coaps")
+    with pytest.raises(D.DecryptError, match="authentication tag mismatch"):
+        k.open(25, version, epoch, seq, fragment, cid[:-1] + b"\0")
+
+
 # ---------------------------------------------------------------------------
 # DTLS 1.3 building blocks (no DTLS 1.3 stack is available here to record a real session)
 
@@ -203,6 +228,24 @@ def test_dtls13_record_number_encryption_round_trip():
     pt = tk.open(full, bytes(hdr), ct)
     assert D.inner_plaintext(pt) == (23, b"GET /hello")
 
+
+
+@pytest.mark.parametrize("suite_id", [0x1301, 0x1304, 0x1303])   # AES-GCM, AES-CCM, ChaCha20
+def test_dtls13_masks_from_one_key_match_a_fresh_cipher_per_record(suite_id):
+    """TrafficKeys keeps one AES-ECB encryptor for the record-number masks of its whole epoch: the
+    mask of each record in a long run equals RFC 9147 §4.2.3 computed with a new cipher context."""
+    secret = bytes(range(1, 33))
+    suite = D13.SUITES[suite_id]
+    tk = D13.TrafficKeys(suite, secret)
+    sn_key = D13.hkdf_expand_label(secret, b"sn", b"", suite.key_len)
+    for i in range(40):
+        sample = bytes((i * 7 + j) & 0xFF for j in range(16))
+        if suite.aead == "chacha":
+            want = Cipher(algorithms.ChaCha20(sn_key, sample), mode=None).encryptor().update(bytes(16))
+        else:
+            enc = Cipher(algorithms.AES(sn_key), modes.ECB()).encryptor()
+            want = enc.update(sample) + enc.finalize()
+        assert tk.mask(sample + b"tail of the record") == want, i
 
 def test_dtls13_sequence_reconstruction_rfc9147():
     assert D13.reconstruct(0, 5, 8) == 5
@@ -284,6 +327,93 @@ def test_wrong_and_missing_secrets_are_reported(tmp_path):
     pkts = _decrypted(DEC / "cert_ccm8.pcap", {})
     assert not [e for p in pkts for e in p.experts if e.group.value == "Decryption"]
     assert not any(p.has("dtls.decrypted") for p in pkts)
+
+
+def _udp_ports(data: bytes) -> tuple[int, int]:
+    """Source and destination port of a loopback fixture frame (Ethernet, 20-byte IPv4, UDP)."""
+    return int.from_bytes(data[34:36], "big"), int.from_bytes(data[36:38], "big")
+
+
+def _one_five_tuple(path: Path, first: str, second: str) -> None:
+    """``first``'s frames, then ``second``'s with its client port rewritten to ``first``'s: two DTLS
+    sessions, with different keys and cipher suites, on one 5-tuple (a pledge reconnecting from the
+    same port). The UDP checksum is zeroed ("none", RFC 768) rather than recomputed."""
+    from jpdissect.capture import Frame
+    from jpdissect.capture.writer import PcapWriter
+
+    def frames(name: str) -> list:
+        with open_capture(DEC / f"{name}.pcap") as rd:
+            return list(rd)
+
+    a, b = frames(first), frames(second)
+    port_a = next(sp if dp == SERVER_PORT else dp for sp, dp in map(_udp_ports, (f.data for f in a)))
+    ts = a[-1].ts_ns
+    with PcapWriter(str(path), a[0].linktype) as w:
+        for f in a:
+            w.write(f)
+        for f in b:
+            d = bytearray(f.data)
+            sp, dp = _udp_ports(d)
+            d[34:38] = (port_a if sp != SERVER_PORT else sp).to_bytes(2, "big") + \
+                (port_a if dp != SERVER_PORT else dp).to_bytes(2, "big")
+            d[40:42] = b"\0\0"
+            ts += 1_000_000
+            w.write(Frame(ts, len(d), len(d), bytes(d), f.linktype))
+
+
+@needs_hook
+def test_new_session_on_same_five_tuple_gets_its_own_keys(tmp_path):
+    """Record keys (and their AEAD objects) are cached per session and epoch: a second handshake on
+    the same 5-tuple must decrypt with its own keys, never the first session's cached cipher (which
+    would fail the tag, or worse for an equal suite, never be asked)."""
+    cap = tmp_path / "two_sessions.pcap"
+    _one_five_tuple(cap, "cert_ccm8", "cert_gcm")
+    keylog = tmp_path / "both.keylog"
+    keylog.write_text((DEC / "cert_ccm8.keylog").read_text() + (DEC / "cert_gcm.keylog").read_text())
+    eng = Engine(prefs={"dtls.keylog_file": str(keylog)}, tree=True)
+    pkts = []
+    with open_capture(cap) as rd:
+        for fr in rd:
+            pkts.append(eng.dissect(fr))
+    sessions = list_sessions(eng)
+    assert len(sessions) == 2 and sessions[0].key == sessions[1].key
+    n_first = sum(1 for _ in open_capture(DEC / "cert_ccm8.pcap"))
+    for part, name in ((pkts[:n_first], "cert_ccm8"), (pkts[n_first:], "cert_gcm")):
+        assert _app_data(part) == {D.C2S: EXPECTED[name]["client"].encode(),
+                                   D.S2C: EXPECTED[name]["server"].encode()}
+    assert not [e for p in pkts for e in p.experts if e.group.value == "Decryption"]
+    states = [D.session_state(eng, s) for s in sessions]
+    k1, k2 = (st.keys[(D.C2S, 1)] for st in states)
+    assert k1 is not k2 and k1.aead is not k2.aead
+    assert (k1.suite.name, k2.suite.name) == ("TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8",
+                                              "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")
+
+
+@needs_hook
+def test_new_epoch_does_not_reuse_epoch_1_keys(tmp_path):
+    """A record of epoch 2 (after a renegotiation, whose keys are not derived) is reported as not
+    decrypted: the epoch-1 cipher cached for that direction is not tried on it."""
+    from jpdissect.capture import Frame
+    from jpdissect.capture.writer import PcapWriter
+
+    with open_capture(DEC / "cert_ccm8.pcap") as rd:
+        frames = list(rd)
+    recs = [r for r in _records(DEC / "cert_ccm8.pcap") if r[2] == 23 and r[1] == D.C2S]
+    f = frames[recs[0][0] - 1]
+    d = bytearray(f.data)
+    assert d[42] == 23 and int.from_bytes(d[45:47], "big") == 1   # first record: application data, epoch 1
+    d[45:47] = (2).to_bytes(2, "big")
+    cap = tmp_path / "epoch2.pcap"
+    with PcapWriter(str(cap), f.linktype) as w:
+        for fr in frames:
+            w.write(fr)
+        w.write(Frame(frames[-1].ts_ns + 1000, len(d), len(d), bytes(d), f.linktype))
+    pkts = _decrypted(cap, {"dtls.keylog_file": str(DEC / "cert_ccm8.keylog")})
+    last = pkts[-1]
+    assert not last.has("dtls.decrypted")
+    assert [e.message for e in last.experts if e.group.value == "Decryption"] == \
+        ["Not decrypted: epoch 2: keys of a renegotiated handshake are not derived (only epoch 1)"]
+    assert pkts[recs[0][0] - 1].has("dtls.decrypted")   # the same bytes at epoch 1 do decrypt
 
 
 def _lab(scheme: str):

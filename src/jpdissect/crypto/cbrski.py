@@ -56,10 +56,14 @@ FB = P.declare(
 
 @dissector("cbrski", "cBRSKI / EST-coaps payloads (COSE-signed vouchers, certificates)")
 def dissect_cbrski(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
+    lay = pkt.add_layer(P, off, end - off, src)
+    if not (pkt.tree or P.primed):
+        # Every summary line: the layer is all the columns and a `cbrski` filter need, and no
+        # cbrski field is asked for -- one attribute test instead of field calls and a table scan.
+        return True
     info = pkt.scratch.get("coap")
     path = getattr(info, "path", "") or ""
     code = getattr(info, "code", 0)
-    lay = pkt.add_layer(P, off, end - off, src)
     name = RESOURCES.get(path, path)
     kind = "request" if 0 < code < 32 else "response"
     lay.add(FB.resource, name, off, 0, generated=True)

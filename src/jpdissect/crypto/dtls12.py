@@ -35,7 +35,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20Poly1305
 
-from jpdissect.crypto.keylog import EngineSecrets, engine_secrets
+from jpdissect.crypto.keylog import EngineSecrets, configured_secrets
 from jpdissect.dissectors import dtls_handshake as HS
 from jpdissect.dissectors import dtls_names as N
 from jpdissect.dissectors.coap import looks_like_coap
@@ -51,6 +51,7 @@ HANDSHAKE_HEADER = 12        # RFC 6347 §4.2.2
 MASTER_SECRET_LEN = 48       # RFC 5246 §8.1
 VERIFY_DATA_LEN = 12         # RFC 5246 §7.4.9
 EXPLICIT_NONCE_LEN = 8       # RFC 5288 §3 / RFC 6655 §3: record_iv_length
+CHACHA_NONCE_LEN = 12        # RFC 7905 §2: the per-record nonce is as long as the 12-byte IV
 CID_PLACEHOLDER = b"\xff" * 8  # RFC 9146 §5: seq_num_placeholder
 CT_CCS, CT_ALERT, CT_HANDSHAKE, CT_APP, CT_CID = 20, 21, 22, 23, 25
 HT_CLIENT_HELLO, HT_SERVER_HELLO, HT_HVR, HT_CKE, HT_FINISHED = 1, 2, 3, 16, 20
@@ -67,6 +68,10 @@ STATE_KEY = "crypto.dtls12"
 COAPS_PORT = 5684            # RFC 7252 §12.7
 SOURCE_NAME = "Decrypted DTLS"
 _HDR = struct.Struct("!BHHHI")  # type, version, epoch, sequence number (16 + 32 bits)
+#: The record AAD (RFC 5246 §6.2.3.3): epoch | seq (16 + 32 bits) | type | version | length.
+_AAD = struct.Struct("!HHIBHH")
+#: The middle of an RFC 9146 §5 CID record AAD: version | epoch | seq (16 + 32 bits).
+_CID_AAD = struct.Struct("!HHHI")
 
 C2S, S2C = 0, 1
 
@@ -265,14 +270,22 @@ class DecryptError(Exception):
 
 
 class RecordKeys:
-    """One direction's keys for one epoch: opens DTLSCiphertext records."""
+    """One direction's keys for one epoch: opens DTLSCiphertext records.
 
-    __slots__ = ("suite", "aead", "iv")
+    Made once per (direction, epoch) by :func:`resolve_keys` and kept on the session, so everything
+    that depends only on the key -- the AEAD object (its key schedule), the explicit-nonce and tag
+    lengths, the ChaCha20 IV as an integer -- is computed here and not per record.
+    """
+
+    __slots__ = ("suite", "aead", "iv", "explicit", "tag_len", "_iv_int")
 
     def __init__(self, suite: Suite, key: bytes, iv: bytes) -> None:
         self.suite = suite
         self.aead = _aead(suite, key)
         self.iv = iv
+        self.explicit = suite.explicit_len
+        self.tag_len = suite.tag_len
+        self._iv_int = int.from_bytes(iv, "big")
 
     def open(self, ct: int, version: int, epoch: int, seq: int, payload: bytes,
              cid: bytes | None = None) -> bytes:
@@ -283,25 +296,25 @@ class RecordKeys:
         ``seq_num_placeholder | tls12_cid | cid_length | tls12_cid | version | epoch | seq | cid |
         length_of_DTLSInnerPlaintext``.
         """
-        s = self.suite
-        ex = s.explicit_len
-        if len(payload) < ex + s.tag_len:
+        ex = self.explicit
+        plen = len(payload) - ex - self.tag_len
+        if plen < 0:
             raise DecryptError(f"record of {len(payload)} bytes is shorter than the "
-                               f"{ex}-byte explicit nonce and {s.tag_len}-byte tag")
-        seq_num = epoch.to_bytes(2, "big") + seq.to_bytes(6, "big")
-        plen = len(payload) - ex - s.tag_len
+                               f"{ex}-byte explicit nonce and {self.tag_len}-byte tag")
         if ex:  # RFC 5288 §3 / RFC 6655 §3: nonce = salt(4) | explicit nonce(8)
-            nonce = self.iv + bytes(payload[:ex])
+            nonce = self.iv + payload[:ex]
+            data = payload[ex:]
         else:   # RFC 7905 §2: nonce = IV xor (64-bit seq_num, left-padded)
-            nonce = bytes(a ^ b for a, b in zip(self.iv, bytes(4) + seq_num, strict=True))
-        v = version.to_bytes(2, "big")
-        if cid is not None:
-            aad = (CID_PLACEHOLDER + bytes([CT_CID, len(cid), CT_CID]) + v + seq_num + cid
-                   + plen.to_bytes(2, "big"))
+            nonce = (self._iv_int ^ (epoch << 48 | seq)).to_bytes(CHACHA_NONCE_LEN, "big")
+            data = payload
+        if cid is None:
+            aad = _AAD.pack(epoch, seq >> 32, seq & 0xFFFFFFFF, ct, version, plen)
         else:
-            aad = seq_num + bytes([ct]) + v + plen.to_bytes(2, "big")
+            aad = (CID_PLACEHOLDER + bytes([CT_CID, len(cid), CT_CID])
+                   + _CID_AAD.pack(version, epoch, seq >> 32, seq & 0xFFFFFFFF) + cid
+                   + plen.to_bytes(2, "big"))
         try:
-            return self.aead.decrypt(nonce, bytes(payload[ex:]), aad)
+            return self.aead.decrypt(nonce, data, aad)
         except InvalidTag:
             raise DecryptError("authentication tag mismatch: wrong key for this session, or the "
                                "record was altered") from None
@@ -552,8 +565,8 @@ def decrypt_record(ctx: Any, rec: Node, buf: bytes, off: int, p: int, rend: int,
     cap = pkt.cap
     if sess is None or cap is None or not getattr(sess, "index", 0):
         return False
-    sec = engine_secrets(cap)
-    if not sec.configured and not len(sec.keylog):
+    sec = configured_secrets(cap)
+    if sec is None:
         return False
     try:
         return _decrypt_record(ctx, pkt, sess, sec, rec, buf, off, p, rend, src, copy)
@@ -589,8 +602,9 @@ def _decrypt_record(ctx: Any, pkt: Packet, sess: Any, sec: EngineSecrets, rec: N
                        "RFC 9146 §4: DTLSInnerPlaintext is all zeros (no content type)", off)
             return False
         inner, pt = r
-    show_plaintext(ctx, rec, pt, inner, s.key_source, copy, src_off=p, src_len=rend - p,
-                   verify=lambda d, mseq, vd: _verify_finished(s, sess, d, mseq, vd))
+    # Only a handshake record can hold a Finished to verify: no closure for application data.
+    verify = (lambda d, mseq, vd: _verify_finished(s, sess, d, mseq, vd)) if inner == CT_HANDSHAKE else None
+    show_plaintext(ctx, rec, pt, inner, s.key_source, copy, src_off=p, src_len=rend - p, verify=verify)
     return True
 
 
@@ -631,7 +645,9 @@ def show_plaintext(ctx: Any, rec: Node, pt: bytes, inner: int, key_source: str, 
     pkt: Packet = ctx.pkt
     s2 = pkt.add_source(SOURCE_NAME, pt)
     node = rec
-    if pkt.tree or _fields_primed(pkt):
+    # P.primed (any dtls.* field asked for) covers the decryption fields, which are DTLS fields: one
+    # attribute test per record; with another dtls field primed, the adds below are no-ops.
+    if pkt.tree or P.primed:
         node = rec.add(FX.decrypted, None, src_off, src_len)
         if node is not rec:
             node.src = s2
@@ -661,15 +677,6 @@ def show_plaintext(ctx: Any, rec: Node, pt: bytes, inner: int, key_source: str, 
         infos[-1] = info
     else:
         infos.append(info)
-
-
-def _fields_primed(pkt: Packet) -> bool:
-    """Whether any decryption field is primed (-e / filter): computed once per engine."""
-    st = pkt.cap.state
-    v = st.get("crypto.dtls.primed")
-    if v is None:
-        v = st["crypto.dtls.primed"] = any(fd.primed for fd in vars(FX).values())
-    return v
 
 
 def _handshake(ctx: Any, node: Node, pt: bytes, s2: int, copy: bool,

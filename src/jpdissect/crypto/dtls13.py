@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 from jpdissect.crypto import keylog as K
 from jpdissect.crypto.dtls12 import inner_plaintext, show_plaintext
-from jpdissect.crypto.keylog import engine_secrets
+from jpdissect.crypto.keylog import configured_secrets
 from jpdissect.model import Group, Node, Packet, Severity
 
 LABEL_PREFIX = b"dtls13"     # RFC 9147 §5.9
@@ -78,15 +78,22 @@ def next_traffic_secret(secret: bytes, h: str = "sha256") -> bytes:
 
 
 class TrafficKeys:
-    """key, iv and sn_key of one traffic secret (RFC 8446 §7.3, RFC 9147 §4.2.3)."""
+    """key, iv and sn_key of one traffic secret (RFC 8446 §7.3, RFC 9147 §4.2.3).
 
-    __slots__ = ("suite", "aead", "iv", "sn_key", "_ecb")
+    Made once per (direction, epoch) and kept on the session: the AEAD object, the IV as an integer
+    and, for the AES suites, one AES-ECB encryptor for the record-number masks live as long as the key.
+    ECB has no chaining, so one encryptor fed exactly one block per record gives each record's mask
+    without a new cipher context per record (it is never finalised).
+    """
+
+    __slots__ = ("suite", "aead", "iv", "sn_key", "_ecb", "_iv_int")
 
     def __init__(self, suite: Suite13, secret: bytes) -> None:
         self.suite = suite
         h, kl = suite.hash, suite.key_len
         key = hkdf_expand_label(secret, b"key", b"", kl, h)
         self.iv = hkdf_expand_label(secret, b"iv", b"", NONCE_LEN, h)
+        self._iv_int = int.from_bytes(self.iv, "big")
         self.sn_key = hkdf_expand_label(secret, b"sn", b"", kl, h)
         if suite.aead == "gcm":
             self.aead: Any = AESGCM(key)
@@ -94,7 +101,8 @@ class TrafficKeys:
             self.aead = ChaCha20Poly1305(key)
         else:
             self.aead = AESCCM(key, tag_length=suite.tag_len)
-        self._ecb = None if suite.aead == "chacha" else Cipher(algorithms.AES(self.sn_key), modes.ECB())
+        self._ecb = (None if suite.aead == "chacha"
+                     else Cipher(algorithms.AES(self.sn_key), modes.ECB()).encryptor())
 
     def mask(self, ciphertext: bytes) -> bytes | None:
         """RFC 9147 §4.2.3; None when the record is too short to compute one."""
@@ -102,13 +110,14 @@ class TrafficKeys:
             return None
         sample = bytes(ciphertext[:MASK_INPUT])
         if self._ecb is not None:
-            enc = self._ecb.encryptor()
-            return enc.update(sample) + enc.finalize()
+            return self._ecb.update(sample)
+        # ChaCha20: the sample is the counter and nonce, so each record needs its own context.
         enc = Cipher(algorithms.ChaCha20(self.sn_key, sample), mode=None).encryptor()
         return enc.update(bytes(MASK_INPUT))
 
     def open(self, seq: int, aad: bytes, ciphertext: bytes) -> bytes:
-        nonce = bytes(a ^ b for a, b in zip(self.iv, seq.to_bytes(NONCE_LEN, "big"), strict=True))
+        """RFC 8446 §5.3: nonce = IV xor the 64-bit record sequence number, left-padded."""
+        nonce = (self._iv_int ^ seq).to_bytes(NONCE_LEN, "big")
         return self.aead.decrypt(nonce, bytes(ciphertext), aad)
 
 
@@ -188,8 +197,8 @@ def decrypt_record(ctx: Any, rec: Node, buf: bytes, off: int, q: int, rend: int,
     cap = pkt.cap
     if sess is None or cap is None or not getattr(sess, "index", 0):
         return False
-    sec = engine_secrets(cap)
-    if not sec.configured and not len(sec.keylog):
+    sec = configured_secrets(cap)
+    if sec is None:
         return False
     try:
         return _decrypt(ctx, pkt, sess, sec, rec, buf, off, q, rend)

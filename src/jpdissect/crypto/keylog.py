@@ -157,3 +157,13 @@ def engine_secrets(cap: Any) -> EngineSecrets:
         if add_dsbs(st.keylog, new):
             st.configured = True
     return st
+
+
+def configured_secrets(cap: Any) -> EngineSecrets | None:
+    """:func:`engine_secrets`, or None when no DTLS secret was given at all (no key log, PSK or DSB).
+
+    The DTLS 1.2 and 1.3 decryptors ask this for every protected record: None is their cue to say
+    nothing, as tshark without keys. (``not keylog.secrets``, not ``len(keylog)``, which sums.)
+    """
+    st = engine_secrets(cap)
+    return st if st.configured or st.keylog.secrets else None

@@ -20,6 +20,7 @@ source -- a second ``coap`` layer with the inner code, options and payload, as W
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Iterable
@@ -154,13 +155,20 @@ def _int(v: int) -> bytes:
 _ENCRYPT0_HEAD = b"\x83" + _head(3, 8) + b"Encrypt0" + b"\x40"   # ["Encrypt0", h'', ...
 
 
+@functools.lru_cache(maxsize=4096)
+def _aad_head(cose: int, request_kid: bytes) -> bytes:
+    """``[oscore_version, [alg_aead], request_kid`` -- the same for every message of one sender."""
+    return b"\x85" + _int(OSCORE_VERSION) + b"\x81" + _int(cose) + _bstr(request_kid)
+
+
 def aad(alg: Alg, request_kid: bytes, request_piv: bytes, options: bytes = b"") -> bytes:
     """§5.4: the COSE Enc_structure over the external AAD (no Class I options are defined).
 
     ``[ "Encrypt0", h'', bstr .cbor [oscore_version, [alg_aead], request_kid, request_piv, options] ]``
+    Only the Partial IV changes from one message of a sender to the next: the head before it is
+    memoised (a pure function of the algorithm and kid, so it cannot go stale).
     """
-    arr = (b"\x85" + _int(OSCORE_VERSION) + b"\x81" + _int(alg.cose) + _bstr(request_kid)
-           + _bstr(request_piv) + _bstr(options))
+    arr = _aad_head(alg.cose, request_kid) + _bstr(request_piv) + _bstr(options)
     return _ENCRYPT0_HEAD + _bstr(arr)
 
 
@@ -585,7 +593,9 @@ def dissect_inner(pkt: Packet, pt: bytes, s2: int, outer: Any, req_path: str = "
         elif number == 12:
             cf = int.from_bytes(raw, "big")
         if d is not None:
-            fd = C.P.fields.get(f"coap.opt.{d.field}")
+            # The option's field only matters with a tree or a primed CoAP field: no name lookup
+            # per option on a summary line.
+            fd = C.P.fields.get(f"coap.opt.{d.field}") if tree or C.P.primed else None
             if fd is not None and (tree or fd.primed or number == 12 and FC.opt_content_format.primed):
                 if number in (12, 17):
                     num = int.from_bytes(raw, "big")
