@@ -15,6 +15,7 @@ from typing import Any
 from jpdissect.capture import Frame
 from jpdissect.dissectors import load_all
 from jpdissect.dissectors.registry import REGISTRY, DissectFn, Registry
+from jpdissect.lifetime import SINGLE_PASS
 from jpdissect.model import (
     FT,
     PREFS,
@@ -162,7 +163,14 @@ def parse_pref(spec: str) -> tuple[str, Any]:
 
 
 class Engine:
-    """Dissects frames in capture order and carries state between them."""
+    """Dissects frames in capture order and carries state between them.
+
+    ``single_pass=True`` is a promise by the caller: every frame is dissected once, in capture
+    order, and nothing but the returned packets is read (``jpdissect read``). The stateful
+    dissectors then keep no memo for dissecting a frame again and no report rows of finished
+    conversations, so memory stays flat however long the capture (:mod:`jpdissect.lifetime`).
+    Output is the same with or without it.
+    """
 
     def __init__(
         self,
@@ -172,6 +180,7 @@ class Engine:
         cols: bool = True,
         registry: Registry = REGISTRY,
         lazy: bool = False,
+        single_pass: bool = False,
     ) -> None:
         load_all()
         self.registry = registry
@@ -191,7 +200,7 @@ class Engine:
             for k in keys:
                 self.overrides.setdefault(table, {})[k] = proto
         self.learned: dict[str, dict[Any, str]] = {}
-        self.state: dict[str, Any] = {}
+        self.state: dict[str, Any] = {SINGLE_PASS: True} if single_pass else {}
         self.count = 0
         self.first_ts: int | None = None
         self.prev_ts: int | None = None
