@@ -11,6 +11,7 @@ seconds looks like to the stateful dissectors. Assertions are on table sizes, ne
 from __future__ import annotations
 
 import dataclasses
+import gc
 import io
 import struct
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ load_all()
 
 from jpdissect import dtls_sessions  # noqa: E402
 from jpdissect.capture import Frame, open_capture  # noqa: E402
+from jpdissect.crypto import dtls12  # noqa: E402
 from jpdissect.dissectors import coap  # noqa: E402
 from jpdissect.dissectors.udp import STREAM_STATE  # noqa: E402
 from jpdissect.dtls_sessions import CLOSED_IDLE_NS, list_sessions  # noqa: E402
@@ -166,6 +168,27 @@ def test_sessions_over_the_size_limit_leave_least_recently_active_first(monkeypa
         tbl.new(("quiet", i), i + 2)
     assert len(tbl.by_key) <= 16 and tbl.by_key["busy"] is busy
     assert ("quiet", 39) in tbl.by_key and ("quiet", 0) not in tbl.by_key
+
+
+def test_decryption_state_goes_with_its_session() -> None:
+    """With a key log, each copy of an OpenSSL session decrypts (and its Finished verifies) like the
+    first; the keys and transcript live on the session, so forgotten sessions take them along."""
+    path = TESTS / "data" / "decrypt" / "cert_ccm8.pcap"
+    keylog = TESTS / "data" / "decrypt" / "cert_ccm8.keylog"
+    prime(["dtls.decrypted.content_type", "dtls.decrypted.finished_verified"])
+    eng = Engine(prefs=[f"dtls.keylog_file:{keylog}"], single_pass=True)
+    per_copy = len(_frames(path))
+    copies = 40
+    pkts = [eng.dissect(fr) for fr in _replay(path, copies, 90 * S, new_client_port=True)]
+    shown = [[(p.values("dtls.decrypted.content_type"), p.values("dtls.decrypted.finished_verified"))
+              for p in pkts[i * per_copy:(i + 1) * per_copy]] for i in range(copies)]
+    assert any(ct == [23] for ct, _ in shown[0]) and any(v == [True] for _, v in shown[0])
+    assert all(c == shown[0] for c in shown)
+    tbl = dtls_sessions.table(eng.state)
+    assert len(tbl.by_key) <= 2 and tbl.sessions == []
+    del pkts  # packets point to their session; what the engine alone keeps alive is bounded:
+    gc.collect()
+    assert sum(isinstance(o, dtls12.SessionState) for o in gc.get_objects()) <= 2
 
 
 # ---------------------------------------------------------------------------

@@ -117,6 +117,9 @@ class DtlsSession:
     finished: dict[int, int] = field(default_factory=dict, repr=False)  # dir -> frame of Finished
     app_seen: set[int] = field(default_factory=set, repr=False)
     last_ns: int = field(default=0, repr=False)  # capture time of the latest datagram (for expiry)
+    # State other modules keep per session (decryption keys and transcript, by module): it lives
+    # exactly as long as the session object, so a forgotten session takes it along.
+    attached: dict[str, Any] = field(default_factory=dict, repr=False)
     leg_ids: dict[tuple[Any, Any], tuple[Any, Any]] = field(default_factory=dict, repr=False)
 
     @property
@@ -142,7 +145,8 @@ class DtlsSession:
 
         Records, handshake message bodies and flight maps only serve to recognise later copies
         and retransmissions, which the table no longer routes here. Which leg went which way
-        (``dirs``, two entries) stays with the report.
+        (``dirs``, two entries) stays with the report, and so does ``attached`` (decryption
+        keys): a re-dissected frame of this session still decrypts.
         """
         self.records.clear()
         self.done.clear()
