@@ -136,6 +136,26 @@ def test_many_short_dtls_sessions_keep_the_session_table_bounded(single_pass: bo
     assert len(eng.state[STREAM_STATE]) == copies
 
 
+def test_lazy_engine_keeps_no_stream_table_unless_a_stream_field_is_asked() -> None:
+    """udp.stream numbers must be tshark's, so their table keeps every conversation; ``read -T
+    fields`` (a lazy engine) keeps it only when udp.stream or the stream times are asked for."""
+    frames = list(_replay(DTLS_CAPTURE, 20, 20 * S, new_client_port=True))
+    unprime_all()
+    prime(["dtls.record.length"])
+    eng = Engine(cols=False, lazy=True, single_pass=True)
+    for fr in frames:
+        eng.dissect(fr)
+    assert STREAM_STATE not in eng.state
+    for field in ("udp.stream", "udp.time_delta"):
+        unprime_all()
+        prime([field])
+        lazy = Engine(cols=False, lazy=True, single_pass=True)
+        eager = Engine(cols=False)
+        got = [(lazy.dissect(fr).values(field), eager.dissect(fr).values(field)) for fr in frames]
+        assert all(a == b for a, b in got) and got[-1][0]
+        assert len(lazy.state[STREAM_STATE]) == 20
+
+
 def test_same_endpoints_after_the_lifetime_start_a_fresh_session() -> None:
     """The same pledge port again after a closed session's lifetime: a new session that dissects
     like the first; the same bytes again within it: retransmissions of the open session."""

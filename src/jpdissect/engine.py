@@ -207,6 +207,9 @@ class Engine:
         self.prev_displayed_ts: int | None = None
         self.secrets: list[tuple[int, bytes]] = []
         primed = {abbrev for abbrev, p in PROTOCOLS.items() if p.primed}
+        #: The caller reads nothing of a packet but the primed fields (and the tree or columns when
+        #: asked for): bookkeeping whose only product is an unprimed field may be skipped.
+        self.lazy = lazy
         #: True when nothing above the transport layer can change the output.
         # Only a caller that knows every field it will read may ask for it (``read -T fields``);
         # analyses that walk state (sessions, statistics) never get a shallow engine.

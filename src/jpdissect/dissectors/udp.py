@@ -9,7 +9,9 @@ counts, as in Wireshark -- and ``udp.time_relative``/``udp.time_delta`` are
 per stream.
 
 Downstream dissectors read ``pkt.srcport``/``pkt.dstport`` and
-``pkt.scratch["udp.stream"]``; the payload ends where the UDP Length says.
+``pkt.scratch["udp.stream"]`` (not set by a lazy engine -- ``read -T fields``
+-- unless a stream field is asked for: its table would grow with every
+conversation of the capture); the payload ends where the UDP Length says.
 """
 
 from __future__ import annotations
@@ -175,24 +177,28 @@ def dissect_udp(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
         _checksum(pkt, lay, buf, off, n, rep_len, ulen, csum, scratch.get("ip.fragmented", False))
     pkt.srcport, pkt.dstport = sport, dport
     pkt.ptype = "udp"
-    streams = st.get(STREAM_STATE)
-    if streams is None:
-        streams = streams_of(pkt)
-    ts = pkt.ts_ns
-    si = streams.of(pkt.net_src, sport, pkt.net_dst, dport, ts)
-    scratch["udp.stream"] = si
-    if w[3]:
-        lay.add(FU.stream, si, off + UDP_HEADER, 0, generated=True)
+    if w[3] or w[4] or not cap.lazy:
+        # The stream table grows by one entry per conversation for the whole capture: a lazy
+        # engine's caller reads neither scratch nor unprimed fields, so without udp.stream or the
+        # stream times asked for it is not kept at all (``read -T fields`` stays flat).
+        streams = st.get(STREAM_STATE)
+        if streams is None:
+            streams = streams_of(pkt)
+        ts = pkt.ts_ns
+        si = streams.of(pkt.net_src, sport, pkt.net_dst, dport, ts)
+        scratch["udp.stream"] = si
+        if w[3]:
+            lay.add(FU.stream, si, off + UDP_HEADER, 0, generated=True)
+        if ulen > UDP_HEADER and not in_error and prefs.get("udp.calculate_timestamps", True):
+            prev = streams.prev_ns
+            delta = ts - prev[si]
+            prev[si] = ts
+            if w[4]:
+                t = lay.add_text("[Timestamps]", off, 0)
+                t.add(FU.time_relative, ts - streams.first_ns[si], off, 0, generated=True)
+                t.add(FU.time_delta, delta, off, 0, generated=True)
     if ulen == UDP_HEADER:
         return True
-    if not in_error and prefs.get("udp.calculate_timestamps", True):
-        prev = streams.prev_ns
-        delta = ts - prev[si]
-        prev[si] = ts
-        if w[4]:
-            t = lay.add_text("[Timestamps]", off, 0)
-            t.add(FU.time_relative, ts - streams.first_ns[si], off, 0, generated=True)
-            t.add(FU.time_delta, delta, off, 0, generated=True)
     start = off + UDP_HEADER
     pend = off + ulen if off + ulen < end else end
     if in_error and pend <= start:
