@@ -8,7 +8,11 @@ prints RSS every ``--every`` frames (flat = bounded state, a slope = something k
 or per conversation), then, with ``--trace``, the ``tracemalloc`` sites that hold the most live
 memory at the end, grouped by file and line, and the size of every ``engine.state`` entry.
 
-    python bench/memory.py CAPTURE [--frames N] [--every K] [--trace] [-e FIELD ...]
+    python bench/memory.py CAPTURE [--frames N] [--every K] [--trace] [-e FIELD ...] [--read]
+
+``--read`` makes the engine ``jpdissect read -T fields`` makes (``lazy``, no columns, and the
+single-pass promise under which finished conversations are forgotten); without it the engine is
+the API's, which keeps per-session report rows and re-dissection memos.
 
 ``--trace`` slows dissection several times; use it on a few hundred thousand frames.
 """
@@ -71,7 +75,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lazy", action="store_true",
                     help="let the engine stop at UDP when only lower-layer fields are asked, as "
                     "`jpdissect read -T fields` does (Engine(lazy=True, cols=False))")
+    ap.add_argument("--single-pass", action="store_true",
+                    help="Engine(single_pass=True): keep no re-dissection memos or finished-session "
+                    "report rows (jpdissect read always does)")
+    ap.add_argument("--read", action="store_true",
+                    help="the engine `jpdissect read -T fields` uses: --lazy --single-pass")
     a = ap.parse_args(argv)
+    if a.read:
+        a.lazy = a.single_pass = True
     fields = a.fields or DEFAULT_FIELDS
 
     from jpdissect.api import field_strings
@@ -86,10 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     unprime_all()
     prime(fields)
     if a.lazy:
-        eng = Engine(decode_as=a.decode_as, cols=False, lazy=True)  # type: ignore[call-arg]
-        print(f"lazy engine, shallow={getattr(eng, 'shallow', '?')}")
+        eng = Engine(decode_as=a.decode_as, cols=False, lazy=True, single_pass=a.single_pass)
+        print(f"lazy engine, shallow={getattr(eng, 'shallow', '?')}, single_pass={a.single_pass}")
     else:
-        eng = Engine(decode_as=a.decode_as)
+        eng = Engine(decode_as=a.decode_as, single_pass=a.single_pass)
     base = rss_mib()
     print(f"start: RSS {base:.1f} MiB (interpreter + jpdissect imported)")
     print("| frames | RSS MiB | MiB per 100k frames since last | seconds |")

@@ -509,8 +509,10 @@ def test_streams_are_unordered_pairs_in_engine_state() -> None:
     for fr in open_capture(DATA / "eth_veth.pcap"):
         eng.dissect(fr)
     streams = eng.state[STREAM_STATE]
-    assert sorted(s.index for s in streams.values()) == list(range(len(streams)))
+    assert sorted(streams.index.values()) == list(range(len(streams)))
     assert len(streams) == 9
+    # one bytes key per conversation, whichever side sent first
+    assert all(isinstance(k, bytes) for k in streams.index)
 
 
 def test_fields_not_asked_for_are_not_recorded() -> None:

@@ -87,8 +87,11 @@ def cmd_read(args: argparse.Namespace) -> int:
     if args.oscore_contexts:
         prefs.append(f"oscore.contexts_file:{args.oscore_contexts}")
     def make_engine() -> Engine:
+        # read dissects each frame once, in order, and reads only the packets: finished
+        # conversations need not be remembered (jpdissect.lifetime). In two-pass mode each pass is
+        # its own engine; the first pass's product, the jp session tracker, is kept whole.
         return Engine(prefs=prefs, decode_as=args.d or [], tree=tree, cols=cols or tree,
-                      lazy=args.T == "fields")
+                      lazy=args.T == "fields", single_pass=True)
 
     try:
         engine = make_engine()

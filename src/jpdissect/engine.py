@@ -15,6 +15,7 @@ from typing import Any
 from jpdissect.capture import Frame
 from jpdissect.dissectors import load_all
 from jpdissect.dissectors.registry import REGISTRY, DissectFn, Registry
+from jpdissect.lifetime import SINGLE_PASS
 from jpdissect.model import (
     FT,
     PREFS,
@@ -176,7 +177,14 @@ def parse_pref(spec: str) -> tuple[str, Any]:
 
 
 class Engine:
-    """Dissects frames in capture order and carries state between them."""
+    """Dissects frames in capture order and carries state between them.
+
+    ``single_pass=True`` is a promise by the caller: every frame is dissected once, in capture
+    order, and nothing but the returned packets is read (``jpdissect read``). The stateful
+    dissectors then keep no memo for dissecting a frame again and no report rows of finished
+    conversations, so memory stays flat however long the capture (:mod:`jpdissect.lifetime`).
+    Output is the same with or without it.
+    """
 
     def __init__(
         self,
@@ -186,6 +194,7 @@ class Engine:
         cols: bool = True,
         registry: Registry = REGISTRY,
         lazy: bool = False,
+        single_pass: bool = False,
     ) -> None:
         load_all()
         self.registry = registry
@@ -208,13 +217,16 @@ class Engine:
         # (table -> key -> dissector or None), filled by lookup(): three table dispatches per
         # frame each cost four dict probes before; emptied whenever a learned entry changes.
         self._resolved: dict[str, dict[Any, DissectFn | None]] = {}
-        self.state: dict[str, Any] = {}
+        self.state: dict[str, Any] = {SINGLE_PASS: True} if single_pass else {}
         self.count = 0
         self.first_ts: int | None = None
         self.prev_ts: int | None = None
         self.prev_displayed_ts: int | None = None
         self.secrets: list[tuple[int, bytes]] = []
         primed = {abbrev for abbrev, p in PROTOCOLS.items() if p.primed}
+        #: The caller reads nothing of a packet but the primed fields (and the tree or columns when
+        #: asked for): bookkeeping whose only product is an unprimed field may be skipped.
+        self.lazy = lazy
         #: True when nothing above the transport layer can change the output.
         # Only a caller that knows every field it will read may ask for it (``read -T fields``);
         # analyses that walk state (sessions, statistics) never get a shallow engine.

@@ -27,6 +27,11 @@ length -- so one table serves all of them and behaves the same for each:
   neither adds the fragment twice nor changes what frame N showed -- except
   that a fragment dissected again after its datagram completed now knows
   the frame it was reassembled in (Wireshark's second pass does the same).
+  That memo is one entry per fragment for the whole capture, so a table
+  made for an engine under the single-pass promise (``replay=False``, see
+  :mod:`jpdissect.lifetime`) keeps only the current frame's entries: the
+  same frame seen again within its own dissection still gets its first
+  answer, and nothing older is ever asked for.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
+
+from jpdissect.lifetime import single_pass
 
 # An IPv4 datagram is at most 65535 bytes (RFC 791 §3.1 Total Length); an
 # IPv6 fragmentable datagram likewise (RFC 8200 §4.5: a jumbogram cannot be
@@ -158,14 +165,18 @@ class ReassemblyTable:
         max_pending: int = MAX_PENDING,
         timeout_ns: int = STALE_NS,
         max_fragments: int = MAX_FRAGMENTS,
+        replay: bool = True,
     ) -> None:
         self.max_size = max_size
         self.max_pending = max_pending
         self.timeout_ns = timeout_ns
         self.max_fragments = max_fragments
+        self.replay = replay
         self._pending: OrderedDict[Hashable, _Entry] = OrderedDict()
-        # (frame, key, offset) -> what that fragment did: replayed on re-dissection.
+        # (frame, key, offset) -> what that fragment did: replayed on re-dissection
+        # (without ``replay``: the current frame's fragments only).
         self._seen: dict[tuple[int, Hashable, int], _Seen] = {}
+        self._seen_frame = 0
         self.evicted = 0
 
     def __len__(self) -> int:
@@ -215,6 +226,9 @@ class ReassemblyTable:
         else:
             issues = self._place(ent, offset, bytes(data), frame, more, total, ov, cf)
         seen = _Seen(ent, issues, tuple(ov), tuple(cf), expired)
+        if not self.replay and frame != self._seen_frame:
+            self._seen.clear()
+            self._seen_frame = frame
         self._seen[(frame, key, offset)] = seen
         if not ent.error and ent.total is not None and _covered(ent.pieces, ent.total):
             self._finish(ent, frame)
@@ -363,8 +377,9 @@ def _gaps(pieces: list[tuple[int, bytes, int, Issue]], total: int | None) -> tup
 
 
 def table_in(state: dict[str, Any], key: str, **limits: Any) -> ReassemblyTable:
-    """The engine's reassembly table for one protocol (``state[key]``), made on first use with ``limits``."""
+    """The engine's reassembly table for one protocol (``state[key]``), made on first use with ``limits``
+    (replaying re-dissected frames unless the engine promised a single pass)."""
     t = state.get(key)
     if t is None:
-        t = state[key] = ReassemblyTable(**limits)
+        t = state[key] = ReassemblyTable(replay=not single_pass(state), **limits)
     return t

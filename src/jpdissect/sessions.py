@@ -948,7 +948,10 @@ def session_table(source: Any, prefs: Iterable[str] | dict[str, Any] = (),
     """The sessions of a capture (path, ``-`` for stdin, or a binary stream): one pass."""
     from jpdissect.engine import Engine
 
-    return first_pass(Engine(prefs=prefs, decode_as=decode_as, tree=False, cols=False), source)
+    # One in-order pass whose only product is the tracker: the dissectors need not keep
+    # re-dissection memos or finished DTLS sessions' rows (jpdissect.lifetime).
+    return first_pass(Engine(prefs=prefs, decode_as=decode_as, tree=False, cols=False, single_pass=True),
+                      source)
 
 
 def sessions(path: Any, prefs: Iterable[str] | dict[str, Any] = (),

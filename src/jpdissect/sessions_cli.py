@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from jpdissect.sessions import first_pass
 
     try:
-        engine = Engine(prefs=args.o or [], decode_as=args.d or [], tree=False, cols=False)
+        engine = Engine(prefs=args.o or [], decode_as=args.d or [], tree=False, cols=False, single_pass=True)
     except OptionError as exc:
         _err(str(exc))
         return 1

@@ -60,8 +60,6 @@ EXT_EXTENDED_MASTER_SECRET = 23  # RFC 7627 §5.1
 MAX_TRANSCRIPT_MESSAGES = 64
 #: Largest plaintext handshake message re-parsed from a decrypted record.
 MAX_DECRYPTED_HS = 1 << 16
-#: Sessions whose decryption state is kept per capture (oldest dropped first).
-MAX_SESSIONS = 100_000
 #: Session IDs remembered for resumption.
 MAX_RESUMABLE = 100_000
 STATE_KEY = "crypto.dtls12"
@@ -345,12 +343,10 @@ class SessionState:
     ems: bool = False
     keys: dict[tuple[int, int], RecordKeys] = field(default_factory=dict)
     overflow: bool = False
-    sess: Any = None  # the DtlsSession: keeps the object alive while its id() keys this state
 
 
 @dataclass
 class Dtls12State:
-    sessions: dict[int, SessionState] = field(default_factory=dict)
     by_session_id: dict[bytes, tuple[bytes, str]] = field(default_factory=dict)
 
 
@@ -362,13 +358,11 @@ def _state(cap: Any) -> Dtls12State:
 
 
 def session_state(cap: Any, sess: Any) -> SessionState:
-    st = _state(cap)
-    key = id(sess)
-    s = st.sessions.get(key)
+    """The decryption state of one DTLS session, kept on the session (``sess.attached``): it lives
+    exactly as long as the session, which :mod:`jpdissect.dtls_sessions` forgets once it is over."""
+    s: SessionState | None = sess.attached.get(STATE_KEY)
     if s is None:
-        if len(st.sessions) >= MAX_SESSIONS:
-            st.sessions.pop(next(iter(st.sessions)))
-        s = st.sessions[key] = SessionState(sess=sess)
+        s = sess.attached[STATE_KEY] = SessionState()
     return s
 
 

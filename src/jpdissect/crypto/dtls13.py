@@ -139,14 +139,13 @@ class Session13:
     next_seq: dict[tuple[int, int], int] = field(default_factory=dict)    # (dir, epoch) -> expected
     last_epoch: dict[int, int] = field(default_factory=dict)               # dir -> newest epoch opened
     memo: dict[tuple[int, int], tuple[int, int] | None] = field(default_factory=dict)
-    sess: Any = None
 
 
 def _session(cap: Any, sess: Any) -> Session13:
-    st: dict[int, Session13] = cap.state.setdefault(STATE_KEY, {})
-    s = st.get(id(sess))
+    """Kept on the DTLS session (``sess.attached``), so it goes when the session is forgotten."""
+    s: Session13 | None = sess.attached.get(STATE_KEY)
     if s is None:
-        s = st[id(sess)] = Session13(sess=sess)
+        s = sess.attached[STATE_KEY] = Session13()
     return s
 
 

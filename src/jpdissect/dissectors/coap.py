@@ -53,14 +53,21 @@ from jpdissect.coapmsg import (
 )
 from jpdissect.dissectors import oscore as osc
 from jpdissect.dissectors.registry import REGISTRY, dissector, heuristic
+from jpdissect.lifetime import Clock
 from jpdissect.model import FT, F, FieldDef, Group, Packet, Pref, Protocol, Severity, declare_prefs
 
 P = Protocol("coap", "Constrained Application Protocol", "CoAP")
 
 #: Default CoAP port (RFC 7252 §12.6). 5684 (coaps) is DTLS and registered by the DTLS dissector.
 COAP_PORT = 5683
-#: Most message-layer / exchange records kept per capture (oldest dropped first).
+#: Most message-layer / exchange records kept per capture (oldest dropped first); a backstop
+#: behind the lifetimes below.
 MAX_TRACKED = 200_000
+#: RFC 7252 §4.8.2 EXCHANGE_LIFETIME with the default transmission parameters (247 s): a Message
+#: ID may be reused after it (§4.5), so a message is remembered for duplicate detection that long;
+#: an exchange (or a block transfer) without activity for that long is over. Observe
+#: registrations (RFC 7641) live as long as notifications come, so they only leave by MAX_TRACKED.
+EXCHANGE_LIFETIME_NS = 247 * 1_000_000_000
 #: Largest body reassembled from RFC 7959 blocks.
 MAX_REASSEMBLY = 1 << 20
 #: Most block transfers in progress at once.
@@ -253,6 +260,7 @@ class _Exchange:
     recon: str
     method: int
     resp_frame: int | None = None
+    last_ts: int = 0            # capture time of the latest response (0: none yet), for expiry
     observe: bool = False
     notifications: int = 0
     last_observe: int | None = None
@@ -274,13 +282,19 @@ class _Blocks:
     total: int = 0
     done_frame: int | None = None
     body: bytes | None = None
+    last_ts: int = 0  # capture time of the latest block, for expiry
 
 
 class _State:
     """Per-engine CoAP state. ``values_primed`` is computed once: fields are primed before an
-    engine starts (the CLI and :func:`jpdissect.api.packets` do), so it holds for the run."""
+    engine starts (the CLI and :func:`jpdissect.api.packets` do), so it holds for the run.
 
-    __slots__ = ("msgs", "exchanges", "blocks", "learned", "values_primed")
+    Tracking records expire after :data:`EXCHANGE_LIFETIME_NS` of capture time, dropped by a sweep
+    every few seconds of capture time (:mod:`jpdissect.lifetime`): what a packet sees depends only
+    on the capture, and a capture with a new pledge every second keeps minutes of state, not hours.
+    """
+
+    __slots__ = ("msgs", "exchanges", "blocks", "learned", "values_primed", "clock")
 
     def __init__(self) -> None:
         self.msgs: dict[tuple[Any, ...], _Msg] = {}
@@ -288,12 +302,39 @@ class _State:
         self.blocks: dict[tuple[Any, ...], _Blocks] = {}
         self.learned: dict[int, str] = {}
         self.values_primed = _any_opt_value_primed()
+        self.clock = Clock()
+
+    def sweep(self, state: dict[str, Any]) -> None:
+        """Forget messages, exchanges and block transfers past their lifetime (and the OSCORE
+        request facts stored with those exchanges)."""
+        old = (self.clock.now or 0) - EXCHANGE_LIFETIME_NS
+        msgs = self.msgs
+        dead = []
+        for k, m in msgs.items():  # in arrival order: stop at the first one still alive
+            if m.ts >= old:
+                break
+            dead.append(k)
+        for k in dead:
+            del msgs[k]
+        exs = self.exchanges
+        dead = [k for k, e in exs.items() if not e.observe and (e.last_ts or e.req_ts) < old]
+        ox = state.get(osc.STATE_KEY)
+        for k in dead:
+            del exs[k]
+            if ox is not None:
+                ox.pop(k, None)
+        blocks = self.blocks
+        for k in [k for k, b in blocks.items() if b.last_ts < old]:
+            del blocks[k]
 
 
 def _state(pkt: Packet) -> _State:
-    st = pkt.cap.state.get("coap")
+    cst = pkt.cap.state
+    st = cst.get("coap")
     if st is None:
-        st = pkt.cap.state["coap"] = _State()
+        st = cst["coap"] = _State()
+    if st.clock.tick(pkt.ts_ns):
+        st.sweep(cst)
     return st
 
 
@@ -916,6 +957,7 @@ def _track_response(pkt: Packet, st: _State, lay: Any, src_ep: Any, dst_ep: Any,
     num = pkt.number
     if ex is None or ex.req_frame > num:
         return None
+    ex.last_ts = pkt.ts_ns
     if ex.resp_frame is None or ex.resp_frame == num:
         ex.resp_frame = num
         lay.add(FC.response_to, ex.req_frame, 0, 0, generated=True)
@@ -973,6 +1015,7 @@ def _reassemble(pkt: Packet, st: _State, lay: Any, key: tuple[Any, ...], blk: in
         tr = _Blocks()
         st.blocks[key] = tr
         _bound(st.blocks, MAX_BLOCK_TRANSFERS)
+    tr.last_ts = pkt.ts_ns
     if tr.done_frame == pkt.number and tr.body is not None:
         body = tr.body
     else:

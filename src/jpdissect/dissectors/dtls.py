@@ -216,7 +216,7 @@ def _begin(ctx: Ctx, buf: bytes, off: int, end: int) -> None:
         return
     sc["dtls.live"] = True
     tbl.last_frame = n
-    sess = tbl.by_key.get(key)
+    sess = tbl.lookup(key, pkt.ts_ns)
     # A fresh ClientHello (message_seq 0, a random not seen in this session) starts a new session
     # on the same key: a pledge reconnecting from the same port is a new onboarding attempt.
     ch = _peek_client_hello(buf, off, end)
@@ -224,6 +224,7 @@ def _begin(ctx: Ctx, buf: bytes, off: int, end: int) -> None:
         sess = None
     if sess is None:
         sess = tbl.new(key, n)
+    leg = ctx.leg = sess.intern_leg(leg)
     d = sess.dirs.get(leg)
     if d is None:
         if ch is not None:
@@ -239,6 +240,7 @@ def _begin(ctx: Ctx, buf: bytes, off: int, end: int) -> None:
             sess.client, sess.server = (src, dst) if d == C2S else (dst, src)
     ctx.sess, ctx.dir = sess, d
     sess.last_frame = n
+    sess.last_ns = pkt.ts_ns
     ctx.memo = [sess, d, (None, False)]
     ctx.memo_key = (n, calls)
 
@@ -316,7 +318,7 @@ def heur_dtls(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
         # A unified header is only a byte pattern; claim it only for a conversation whose
         # DTLS handshake we already saw (RFC 9147 §4: the plaintext ClientHello comes first).
         s, d = _endpoints(pkt)
-        if _session_key(pkt, s, d) in table(pkt.cap.state).by_key:
+        if table(pkt.cap.state).lookup(_session_key(pkt, s, d), pkt.ts_ns) is not None:
             return dissect_dtls(pkt, buf, off, end, src)
     return False
 
@@ -386,14 +388,14 @@ def _record_step(ctx: Ctx, epoch: int, seq: int, size: int) -> tuple[bool, bool]
     seen = records.get(k)
     if seen is None:
         if len(records) >= MAX_RECORD_KEYS:
-            records.popitem(last=False)
-        records[k] = (ctx.leg, ctx.pkt.number)
+            del records[next(iter(records))]
+        records[k] = ctx.leg
         if ctx.dir == C2S:
             sess.bytes_c2s += size
         else:
             sess.bytes_s2c += size
         return False, False
-    if seen[0] == ctx.leg:
+    if seen == ctx.leg:
         return True, False
     return False, True
 
@@ -1016,7 +1018,7 @@ def _end_datagram(ctx: Ctx) -> None:
     memo = ctx.memo
     memo[2] = (ctx.flight, retr)
     if ctx.keep or ctx.flight is not None or retr:
-        ctx.tbl.memo[ctx.memo_key] = memo
+        ctx.tbl.remember(ctx.memo_key, memo)
 
 
 def _retrans_expert(ctx: Ctx, lay: Node) -> None:

@@ -9,12 +9,15 @@ counts, as in Wireshark -- and ``udp.time_relative``/``udp.time_delta`` are
 per stream.
 
 Downstream dissectors read ``pkt.srcport``/``pkt.dstport`` and
-``pkt.scratch["udp.stream"]``; the payload ends where the UDP Length says.
+``pkt.scratch["udp.stream"]`` (not set by a lazy engine -- ``read -T fields``
+-- unless a stream field is asked for: its table would grow with every
+conversation of the capture); the payload ends where the UDP Length says.
 """
 
 from __future__ import annotations
 
 import struct
+from array import array
 
 from jpdissect.dissectors._netcommon import (
     CKSUM_BAD,
@@ -71,29 +74,53 @@ TRACEROUTE_BASE, TRACEROUTE_SPAN = 32768 + 666, 30
 _HDR = struct.Struct("!HHHH")
 
 
-class _Stream:
-    """Per-conversation facts Wireshark's udp_analysis keeps: index and timestamps."""
+_KEY_TAIL = struct.Struct("!HHB").pack
+
+
+class Streams:
+    """Per-conversation facts Wireshark's udp_analysis keeps: index and timestamps.
+
+    Stream numbers must be tshark's -- a conversation seen again hours later gets its old number
+    -- so every conversation stays in the table for the whole capture. That makes the entry size
+    the memory cost per pledge on a Join Proxy capture, hence: the key is one bytes object
+    (``addr_a addr_b port_a port_b len(addr_a)``, the lower endpoint first, so either direction
+    finds it; the length byte keeps keys of different address sizes apart) rather than a pair of
+    (address, port) tuples, and the per-stream times live in two flat arrays indexed by stream
+    number rather than in an object per stream: ~150 bytes per conversation instead of ~500.
+    """
 
     __slots__ = ("index", "first_ns", "prev_ns")
 
-    def __init__(self, index: int, ts: int) -> None:
-        self.index = index
-        self.first_ns = ts
-        self.prev_ns = ts
+    def __init__(self) -> None:
+        self.index: dict[bytes, int] = {}
+        self.first_ns = array("q")
+        self.prev_ns = array("q")
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def of(self, src: bytes | None, sport: int, dst: bytes | None, dport: int, ts: int) -> int:
+        """The stream number of (src, sport) <-> (dst, dport), created on first sight at ``ts``."""
+        a, b = src or b"", dst or b""
+        if (a, sport) <= (b, dport):
+            key = a + b + _KEY_TAIL(sport, dport, len(a))
+        else:
+            key = b + a + _KEY_TAIL(dport, sport, len(b))
+        i = self.index.get(key)
+        if i is None:
+            i = self.index[key] = len(self.index)
+            self.first_ns.append(ts)
+            self.prev_ns.append(ts)
+        return i
 
 
-def stream_of(pkt: Packet, sport: int, dport: int) -> _Stream:
-    """The stream for (net_src, sport) <-> (net_dst, dport), created on first sight."""
+def streams_of(pkt: Packet) -> Streams:
+    """The engine's UDP stream table, made on first use."""
     st = pkt.cap.state
     streams = st.get(STREAM_STATE)
     if streams is None:
-        streams = st[STREAM_STATE] = {}
-    a, b = (pkt.net_src, sport), (pkt.net_dst, dport)
-    key = (a, b) if (a[0] or b"", a[1]) <= (b[0] or b"", b[1]) else (b, a)
-    s = streams.get(key)
-    if s is None:
-        s = streams[key] = _Stream(len(streams), pkt.ts_ns)
-    return s
+        streams = st[STREAM_STATE] = Streams()
+    return streams
 
 
 _G_PORTS = (FU.srcport, FU.dstport, FU.port)
@@ -150,25 +177,28 @@ def dissect_udp(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
         _checksum(pkt, lay, buf, off, n, rep_len, ulen, csum, scratch.get("ip.fragmented", False))
     pkt.srcport, pkt.dstport = sport, dport
     pkt.ptype = "udp"
-    if cap.shallow and not (w[3] or w[4]):
-        # Nothing above UDP runs and no stream field is asked for: the conversation table
-        # would be pure cost (time and a map entry per 5-tuple).
-        s = None
-    else:
-        s = stream_of(pkt, sport, dport)
-        scratch["udp.stream"] = s.index
+    if w[3] or w[4] or not cap.lazy:
+        # The stream table grows by one entry per conversation for the whole capture: a lazy
+        # engine's caller reads neither scratch nor unprimed fields, so without udp.stream or the
+        # stream times asked for it is not kept at all (``read -T fields`` stays flat).
+        streams = st.get(STREAM_STATE)
+        if streams is None:
+            streams = streams_of(pkt)
+        ts = pkt.ts_ns
+        si = streams.of(pkt.net_src, sport, pkt.net_dst, dport, ts)
+        scratch["udp.stream"] = si
         if w[3]:
-            lay.add(FU.stream, s.index, off + UDP_HEADER, 0, generated=True)
+            lay.add(FU.stream, si, off + UDP_HEADER, 0, generated=True)
+        if ulen > UDP_HEADER and not in_error and prefs.get("udp.calculate_timestamps", True):
+            prev = streams.prev_ns
+            delta = ts - prev[si]
+            prev[si] = ts
+            if w[4]:
+                t = lay.add_text("[Timestamps]", off, 0)
+                t.add(FU.time_relative, ts - streams.first_ns[si], off, 0, generated=True)
+                t.add(FU.time_delta, delta, off, 0, generated=True)
     if ulen == UDP_HEADER:
         return True
-    if s is not None and not in_error and prefs.get("udp.calculate_timestamps", True):
-        ts = pkt.ts_ns
-        delta = ts - s.prev_ns
-        s.prev_ns = ts
-        if w[4]:
-            t = lay.add_text("[Timestamps]", off, 0)
-            t.add(FU.time_relative, ts - s.first_ns, off, 0, generated=True)
-            t.add(FU.time_delta, delta, off, 0, generated=True)
     start = off + UDP_HEADER
     pend = off + ulen if off + ulen < end else end
     if in_error and pend <= start:

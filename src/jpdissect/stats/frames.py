@@ -147,8 +147,8 @@ def _engine(source: Any, fields: Sequence[str], flt: Any, prefs: Any, decode_as:
         wanted.extend(flt.fields)
     prime(wanted)
 
-    def make() -> Engine:
-        return Engine(prefs=prefs, decode_as=decode_as, tree=False, cols=False)
+    def make() -> Engine:  # one in-order pass, only the packets read: see jpdissect.lifetime
+        return Engine(prefs=prefs, decode_as=decode_as, tree=False, cols=False, single_pass=True)
 
     try:
         from jpdissect.sessions import needs_two_pass, prepare_two_pass

@@ -521,13 +521,14 @@ class Scanner:
 
         unprime_all()
         rd = open_capture(source)
+        # One in-order pass reading only the packets: the single-pass promise (jpdissect.lifetime).
         if self.full:
-            eng = Engine(prefs=self.prefs, decode_as=self.decode_as, tree=False, cols=False)
+            eng = Engine(prefs=self.prefs, decode_as=self.decode_as, tree=False, cols=False, single_pass=True)
         elif any(i.linktype in WPAN_LINKTYPES for i in rd.interfaces):
             eng = Engine(prefs=self.prefs, decode_as=self.decode_as, tree=False, cols=False,
-                         registry=udp_floor_registry())
+                         registry=udp_floor_registry(), single_pass=True)
         else:
-            eng = Engine(prefs=self.prefs, decode_as=self.decode_as, tree=False, cols=False)
+            eng = Engine(prefs=self.prefs, decode_as=self.decode_as, tree=False, cols=False, single_pass=True)
             # Nothing above UDP changes a lower layer off 802.15.4, and the statistics read the
             # UDP payload themselves: stop there (a -d decode-as entry still needs the dissectors).
             eng.shallow = not self.decode_as
