@@ -92,9 +92,9 @@ class _Plan:
 
 def _plan(pkt: Packet) -> _Plan:
     st = pkt.cap.state
-    plan = st.get("dtls.plan")
+    plan = st.get("_plan.dtls")
     if plan is None:
-        plan = st["dtls.plan"] = _Plan(pkt.tree)
+        plan = st["_plan.dtls"] = _Plan(pkt.tree)
     return plan
 
 
