@@ -42,3 +42,15 @@ def test_bad_filter_and_bad_field_exit_1_without_reading() -> None:
     assert r.returncode == 1 and "no.such.field" in r.stderr
     r = _run("read", "-r", str(CAPTURE), "-T", "fields")
     assert r.returncode == 1
+
+
+def test_a_reader_that_stops_early_is_not_an_error() -> None:
+    # `jpdissect fields | head -1`: the pipe closes while the listing is still being written.
+    proc = subprocess.Popen([sys.executable, "-m", "jpdissect.cli", "fields"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0
+    assert "Traceback" not in err and "BrokenPipe" not in err
