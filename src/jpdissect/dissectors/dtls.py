@@ -76,18 +76,19 @@ _HANDSHAKE_HEADER_FIELDS = (FD.handshake, FD.handshake_type, FD.handshake_length
 
 
 class _Plan:
-    """Which DTLS field groups this engine records, decided on its first DTLS datagram.
+    """Which DTLS fields and field groups this engine records, decided on its first DTLS datagram.
 
     Fields are primed before an engine starts (the CLI, the API and the TUI all do), so the
-    answer holds for the run; per record the dissector then tests one attribute per group
-    instead of calling ``add`` for every field nobody asked for.
+    answer holds for the run (it is redone if the engine's tree setting changes); per record the
+    dissector then tests one attribute instead of calling ``add`` for every field nobody asked for.
     """
 
-    __slots__ = ("body", "rec", "hs", "record", "content_type", "special_type", "version", "epoch",
+    __slots__ = ("tree", "body", "rec", "hs", "record", "content_type", "special_type", "version", "epoch",
                  "seq", "cid", "length", "handshake", "hs_type", "hs_length", "hs_seq", "hs_offset",
                  "hs_frag_length")
 
     def __init__(self, tree: bool) -> None:
+        self.tree = tree
         #: message bodies (dtls_handshake): any field outside the record layer's own
         self.body = tree or any(fd.primed for a, fd in P.fields.items() if a not in _HEADER_FIELDS)
         # One flag per header field, and one per group.
@@ -102,7 +103,7 @@ class _Plan:
 def _plan(pkt: Packet) -> _Plan:
     st = pkt.cap.state
     plan = st.get("dtls.plan")
-    if plan is None:
+    if plan is None or plan.tree != pkt.tree:  # (sessions.first_pass turns an engine's tree off)
         plan = st["dtls.plan"] = _Plan(pkt.tree)
     return plan
 
