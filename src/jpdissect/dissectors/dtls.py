@@ -359,10 +359,10 @@ def dissect_dtls(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
                        off)
             break
         b0 = buf[off]
-        if b0 & 0xE0 == 0x20:
-            off = _unified_record(ctx, lay, buf, off, end, src)
-        elif CT_CCS <= b0 <= CT_ACK:
+        if CT_CCS <= b0 <= CT_ACK:
             off = _plaintext_record(ctx, lay, buf, off, end, src)
+        elif b0 & 0xE0 == 0x20:
+            off = _unified_record(ctx, lay, buf, off, end, src)
         else:
             # RFC 9147 §4.1: the first byte demultiplexes; anything else is not a DTLS record.
             lay.add(FD.enc_content, buf[off:end], off, end - off)
@@ -422,21 +422,21 @@ def _plaintext_record(ctx: Ctx, lay: Node, buf: bytes, off: int, end: int, src: 
     avail = end - off
     ct = buf[off]
     sess = ctx.sess
-    assert sess is not None
-    cid_len = 0
-    if ct == CT_CID:
-        cid_len = _cid_length(ctx)
-    hdr = RECORD_HEADER + cid_len
-    if avail < hdr:
-        rec = lay.add(FD.record, None, off, avail)
-        _truncated_header(ctx, rec, buf, off, end, cid_len)
-        return end
-    lp = off + 11 + cid_len
-    if cid_len:
+    if ct != CT_CID and avail >= RECORD_HEADER:  # the common case, one struct read
+        cid_len = 0
+        hdr = RECORD_HEADER
+        lp = off + 11
+        _ct, version, epoch, seq_hi, seq_lo, rlen = _RECORD_HEADER.unpack_from(buf, off)
+    else:
+        cid_len = _cid_length(ctx) if ct == CT_CID else 0
+        hdr = RECORD_HEADER + cid_len
+        if avail < hdr:
+            rec = lay.add(FD.record, None, off, avail)
+            _truncated_header(ctx, rec, buf, off, end, cid_len)
+            return end
+        lp = off + 11 + cid_len
         _ct, version, epoch, seq_hi, seq_lo = _RECORD_START.unpack_from(buf, off)
         rlen = (buf[lp] << 8) | buf[lp + 1]
-    else:
-        _ct, version, epoch, seq_hi, seq_lo, rlen = _RECORD_HEADER.unpack_from(buf, off)
     seq = (seq_hi << 32) | seq_lo
     p = off + hdr
     rend = p + rlen
@@ -479,17 +479,16 @@ def _plaintext_record(ctx: Ctx, lay: Node, buf: bytes, off: int, end: int, src: 
             ctx.keep = True
     else:
         r = ctx.replay() or REC_FIRST
-    dup = r == REC_DUPLICATE
-    relayed = r == REC_RELAYED
-    if relayed:
-        rec.add(FD.relayed_copy, True, off, 0, generated=True)
-    elif dup:
-        rec.add(FD.retransmission, True, off, 0, generated=True)
-        pkt.expert(rec, Severity.NOTE, Group.SEQUENCE,
-                   f"Duplicate record: epoch {epoch} sequence number {seq} already seen on this path", off)
+    copy = r != REC_FIRST  # a duplicate or a relayed copy: shown, not counted again
+    if copy:
+        if r == REC_RELAYED:
+            rec.add(FD.relayed_copy, True, off, 0, generated=True)
+        else:
+            rec.add(FD.retransmission, True, off, 0, generated=True)
+            pkt.expert(rec, Severity.NOTE, Group.SEQUENCE,
+                       f"Duplicate record: epoch {epoch} sequence number {seq} already seen on this path", off)
     n0 = len(ctx.infos) if pkt.tree else 0
-    copy = dup or relayed
-    if ct == CT_CID or epoch != 0:
+    if epoch or ct == CT_CID:
         _protected(ctx, rec, ct, buf, p, rend, epoch, copy)
         _dec12.decrypt_record(ctx, rec, buf, off, p, rend, src, copy)
     elif ct == CT_HANDSHAKE:
@@ -502,7 +501,7 @@ def _plaintext_record(ctx: Ctx, lay: Node, buf: bytes, off: int, end: int, src: 
         if pkt.tree or FD.app_data.primed:
             rec.add(FD.app_data, bytes(buf[p:rend]), p, rend - p)
         ctx.infos.append("Application Data")
-        if ctx.live and not relayed:
+        if ctx.live and r != REC_RELAYED:
             sess.app_records += 1
             sess.app_seen.add(ctx.dir)
     elif ct == CT_HEARTBEAT:
