@@ -199,9 +199,13 @@ _BLOCK_OPTS = frozenset({19, 23, 27, 31})
  _K_PROXY, _K_STATELESS) = range(1, 13)
 _KINDS = {11: _K_PATH, 12: _K_CF, 6: _K_OBSERVE, 27: _K_BLOCK1, 23: _K_BLOCK2, 3: _K_HOST, 7: _K_PORT,
           15: _K_QUERY, 9: _K_OSCORE, 60: _K_SIZE1, 35: _K_PROXY, 39: _K_PROXY, 40: _K_STATELESS}
-_OPT_TABLE: dict[int, tuple[OptionDef, int, int]] = {
-    d.number: (d, _KINDS.get(d.number, 0), 0 if d.repeatable else 1 << i) for i, d in enumerate(_opt_defs)
+_OPT_TABLE: dict[int, tuple[OptionDef, int, int, int, int]] = {
+    d.number: (d, _KINDS.get(d.number, 0), 0 if d.repeatable else 1 << i, d.min_len, d.max_len)
+    for i, d in enumerate(_opt_defs)
 }
+#: Codes whose combination with the type needs the RFC 7252 §4.1-§4.3 / §12.1 checks (_check_code):
+#: Empty, and the reserved classes 1, 3 and 6-7 (any code of an ACK or RST is checked too).
+_CHECKED_CODES = frozenset({0, *range(32, 64), *range(96, 128), *range(192, 256)})
 _VALUE_FIELDS = [*_opt_fd.values(), FC.opt_content_format, FC.opt_accept_format, FC.opt_block_number,
                  FC.opt_block_mflag, FC.opt_block_size, FC.opt_unknown, FC.opt_number, FC.opt_critical,
                  FC.opt_unsafe, FC.opt_no_cache_key, FC.opt_object_security_reserved,
@@ -461,7 +465,7 @@ def dissect_coap(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
         add(FC.mid, mid, off + 2, 2)
     if ver != 1:
         pkt.malformed(vnode, f"RFC 7252 §3: version {ver} (must be 1)", off, 1)
-    if mtype >= 2 or code == 0 or 32 <= code < 64 or 96 <= code < 128 or code >= 192:
+    if mtype >= 2 or code in _CHECKED_CODES:
         _check_code(pkt, lay, cnode, mtype, code, off)
 
     p = off + HEADER_LEN
@@ -564,7 +568,7 @@ def dissect_coap(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
         ent = _OPT_TABLE.get(onum)
         # Values needed for tracking and the columns are decoded in every mode.
         if ent is not None:
-            d, kind, bit = ent
+            d, kind, bit, min_len, max_len = ent
             if kind:
                 if kind == _K_PATH:
                     path_parts.append(buf[v:ve].decode("utf-8", "replace"))
@@ -604,7 +608,7 @@ def dissect_coap(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
             onode = lay
         # Rule checks (cheap unless broken).
         if d is not None:
-            if not d.min_len <= length <= d.max_len:
+            if not min_len <= length <= max_len:
                 pkt.expert(onode, Severity.WARN, Group.MALFORMED,
                            f"RFC 7252 §5.4.3: {d.name} length {length} outside {d.min_len}..{d.max_len} "
                            f"({d.ref})", v, length)

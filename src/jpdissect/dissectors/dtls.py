@@ -42,8 +42,10 @@ MAX_CID_LENGTH = 255        # RFC 9146 §3: cid<0..2^8-1>
 #: Record versions a plaintext DTLS record may carry (0x0100: OpenSSL before 0.9.8f; 0xfefc is
 #: never on the wire in a record header but costs nothing to accept).
 RECORD_VERSIONS = frozenset({0xFEFF, 0xFEFD, 0xFEFC, 0x0100})
-#: type(1) version(2) epoch(2) sequence_number(6, read as 2 + 4): the record header up to the CID.
+#: type(1) version(2) epoch(2) sequence_number(6, read as 2 + 4): the record header up to the CID;
+#: then length(2) for a record without one.
 _RECORD_START = struct.Struct(">BHHHI")
+_RECORD_HEADER = struct.Struct(">BHHHIH")
 #: msg_type(1) length(3) message_seq(2) fragment_offset(3) fragment_length(3), read as 4 + 2 + 4 + 2.
 _HANDSHAKE_HDR = struct.Struct(">IHIH")
 
@@ -74,18 +76,26 @@ _HANDSHAKE_HEADER_FIELDS = (FD.handshake, FD.handshake_type, FD.handshake_length
 
 
 class _Plan:
-    """Which DTLS field groups this engine records, decided on its first DTLS datagram.
+    """Which DTLS fields and field groups this engine records, decided on its first DTLS datagram.
 
     Fields are primed before an engine starts (the CLI, the API and the TUI all do), so the
-    answer holds for the run; per record the dissector then tests one attribute per group
-    instead of calling ``add`` for every field nobody asked for.
+    answer holds for the run (it is redone if the engine's tree setting changes); per record the
+    dissector then tests one attribute instead of calling ``add`` for every field nobody asked for.
     """
 
-    __slots__ = ("body", "rec", "hs")
+    __slots__ = ("tree", "body", "rec", "hs", "record", "content_type", "special_type", "version", "epoch",
+                 "seq", "cid", "length", "handshake", "hs_type", "hs_length", "hs_seq", "hs_offset",
+                 "hs_frag_length")
 
     def __init__(self, tree: bool) -> None:
+        self.tree = tree
         #: message bodies (dtls_handshake): any field outside the record layer's own
         self.body = tree or any(fd.primed for a, fd in P.fields.items() if a not in _HEADER_FIELDS)
+        # One flag per header field, and one per group.
+        (self.record, self.content_type, self.special_type, self.version, self.epoch, self.seq,
+         self.cid, self.length) = (tree or fd.primed for fd in _RECORD_HEADER_FIELDS)
+        (self.handshake, self.hs_type, self.hs_length, self.hs_seq, self.hs_offset,
+         self.hs_frag_length) = (tree or fd.primed for fd in _HANDSHAKE_HEADER_FIELDS)
         self.rec = tree or any(fd.primed for fd in _RECORD_HEADER_FIELDS)
         self.hs = tree or any(fd.primed for fd in _HANDSHAKE_HEADER_FIELDS)
 
@@ -93,7 +103,7 @@ class _Plan:
 def _plan(pkt: Packet) -> _Plan:
     st = pkt.cap.state
     plan = st.get("_plan.dtls")
-    if plan is None:
+    if plan is None or plan.tree != pkt.tree:  # (sessions.first_pass turns an engine's tree off)
         plan = st["_plan.dtls"] = _Plan(pkt.tree)
     return plan
 
@@ -108,17 +118,19 @@ class Ctx:
     __slots__ = ("pkt", "sess", "dir", "leg", "live", "memo", "memo_i", "memo_key", "body", "infos",
                  "flight", "has_new_hs", "has_retrans", "col", "tbl", "retrans_ccs", "keep", "plan")
 
+    sess: DtlsSession | None
+    dir: int
+    leg: tuple[Any, Any]
+    memo: list[Any]
+    memo_i: int
+    memo_key: tuple[int, int]
+
     def __init__(self, pkt: Packet, plan: _Plan) -> None:
+        # sess, dir, leg and the memo slots are set by _begin, which every datagram runs first.
         self.pkt = pkt
         self.plan = plan
         self.body = plan.body
-        self.sess: DtlsSession | None = None
-        self.dir = C2S
-        self.leg: tuple[Any, Any] = (None, None)
         self.live = True
-        self.memo: list[Any] = []
-        self.memo_i = 0
-        self.memo_key: tuple[int, int] | None = None
         self.keep = False  # whether this datagram's memo is worth keeping for re-dissection
         self.infos: list[str] = []
         self.flight: int | None = None
@@ -219,7 +231,7 @@ def _begin(ctx: Ctx, buf: bytes, off: int, end: int) -> None:
     sess = tbl.lookup(key, pkt.ts_ns)
     # A fresh ClientHello (message_seq 0, a random not seen in this session) starts a new session
     # on the same key: a pledge reconnecting from the same port is a new onboarding attempt.
-    ch = _peek_client_hello(buf, off, end)
+    ch = _peek_client_hello(buf, off, end) if end > off and buf[off] == CT_HANDSHAKE else None
     if sess is not None and ch is not None and sess.client_random is not None and ch != sess.client_random:
         sess = None
     if sess is None:
@@ -242,6 +254,7 @@ def _begin(ctx: Ctx, buf: bytes, off: int, end: int) -> None:
     sess.last_frame = n
     sess.last_ns = pkt.ts_ns
     ctx.memo = [sess, d, (None, False)]
+    ctx.memo_i = _MEMO_STEPS
     ctx.memo_key = (n, calls)
 
 
@@ -348,10 +361,10 @@ def dissect_dtls(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
                        off)
             break
         b0 = buf[off]
-        if b0 & 0xE0 == 0x20:
-            off = _unified_record(ctx, lay, buf, off, end, src)
-        elif CT_CCS <= b0 <= CT_ACK:
+        if CT_CCS <= b0 <= CT_ACK:
             off = _plaintext_record(ctx, lay, buf, off, end, src)
+        elif b0 & 0xE0 == 0x20:
+            off = _unified_record(ctx, lay, buf, off, end, src)
         else:
             # RFC 9147 §4.1: the first byte demultiplexes; anything else is not a DTLS record.
             lay.add(FD.enc_content, buf[off:end], off, end - off)
@@ -379,8 +392,13 @@ def dissect_dtls(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
     return True
 
 
-def _record_step(ctx: Ctx, epoch: int, seq: int, size: int) -> tuple[bool, bool]:
-    """(duplicate on this leg, relayed copy from another leg) for record number (dir, epoch, seq)."""
+#: What _record_step says of a record number: first copy, duplicate on this leg, relayed copy.
+REC_FIRST, REC_DUPLICATE, REC_RELAYED = 0, 1, 2
+
+
+def _record_step(ctx: Ctx, epoch: int, seq: int, size: int) -> int:
+    """REC_FIRST, REC_DUPLICATE (on this leg) or REC_RELAYED (from another leg) for record number
+    (dir, epoch, seq)."""
     sess = ctx.sess
     assert sess is not None
     k = (ctx.dir, epoch, seq)
@@ -394,10 +412,10 @@ def _record_step(ctx: Ctx, epoch: int, seq: int, size: int) -> tuple[bool, bool]
             sess.bytes_c2s += size
         else:
             sess.bytes_s2c += size
-        return False, False
+        return REC_FIRST
     if seen == ctx.leg:
-        return True, False
-    return False, True
+        return REC_DUPLICATE
+    return REC_RELAYED
 
 
 def _plaintext_record(ctx: Ctx, lay: Node, buf: bytes, off: int, end: int, src: int) -> int:
@@ -406,19 +424,22 @@ def _plaintext_record(ctx: Ctx, lay: Node, buf: bytes, off: int, end: int, src: 
     avail = end - off
     ct = buf[off]
     sess = ctx.sess
-    assert sess is not None
-    cid_len = 0
-    if ct == CT_CID:
-        cid_len = _cid_length(ctx)
-    hdr = RECORD_HEADER + cid_len
-    if avail < hdr:
-        rec = lay.add(FD.record, None, off, avail)
-        _truncated_header(ctx, rec, buf, off, end, cid_len)
-        return end
-    _ct, version, epoch, seq_hi, seq_lo = _RECORD_START.unpack_from(buf, off)
+    if ct != CT_CID and avail >= RECORD_HEADER:  # the common case, one struct read
+        cid_len = 0
+        hdr = RECORD_HEADER
+        lp = off + 11
+        _ct, version, epoch, seq_hi, seq_lo, rlen = _RECORD_HEADER.unpack_from(buf, off)
+    else:
+        cid_len = _cid_length(ctx) if ct == CT_CID else 0
+        hdr = RECORD_HEADER + cid_len
+        if avail < hdr:
+            rec = lay.add(FD.record, None, off, avail)
+            _truncated_header(ctx, rec, buf, off, end, cid_len)
+            return end
+        lp = off + 11 + cid_len
+        _ct, version, epoch, seq_hi, seq_lo = _RECORD_START.unpack_from(buf, off)
+        rlen = (buf[lp] << 8) | buf[lp + 1]
     seq = (seq_hi << 32) | seq_lo
-    lp = off + 11 + cid_len
-    rlen = (buf[lp] << 8) | buf[lp + 1]
     p = off + hdr
     rend = p + rlen
     # Wireshark's protocol column: the session version, learnt from the first non-ClientHello record.
@@ -426,27 +447,26 @@ def _plaintext_record(ctx: Ctx, lay: Node, buf: bytes, off: int, end: int, src: 
     if rv is None and sess.version is None and ctx.live and version in RECORD_VERSIONS and not (
             ct == CT_HANDSHAKE and p < end and buf[p] == HT_CLIENT_HELLO):
         rv = sess.record_version = version
-    v = sess.version or rv
-    ctx.col = N.VERSION_SHORT.get(v, "DTLS") if v else "DTLS"
-    if ctx.plan.rec:
-        tree = pkt.tree
-        rec = lay.add(FD.record, None, off, min(hdr + rlen, avail)) if tree or FD.record.primed else lay
+    ctx.col = N.VERSION_SHORT.get(sess.version or rv, "DTLS")  # no version (None, 0): "DTLS"
+    plan = ctx.plan
+    if plan.rec:
+        rec = lay.add(FD.record, None, off, min(hdr + rlen, avail)) if plan.record else lay
         # RFC 9146 §4: 25 is only the outer type; like Wireshark, show it as the "special type"
         # (the real content type is inside the encryption).
         if ct == CT_CID:
-            if tree or FD.record_special_type.primed:
+            if plan.special_type:
                 rec.add(FD.record_special_type, ct, off, 1)
-        elif tree or FD.record_content_type.primed:
+        elif plan.content_type:
             rec.add(FD.record_content_type, ct, off, 1)
-        if tree or FD.record_version.primed:
+        if plan.version:
             rec.add(FD.record_version, version, off + 1, 2)
-        if tree or FD.record_epoch.primed:
+        if plan.epoch:
             rec.add(FD.record_epoch, epoch, off + 3, 2)
-        if tree or FD.record_sequence_number.primed:
+        if plan.seq:
             rec.add(FD.record_sequence_number, seq, off + 5, 6)
-        if ct == CT_CID and (tree or FD.record_connection_id.primed):
+        if ct == CT_CID and plan.cid:
             rec.add(FD.record_connection_id, bytes(buf[off + 11:off + 11 + cid_len]), off + 11, cid_len)
-        if tree or FD.record_length.primed:
+        if plan.length:
             rec.add(FD.record_length, rlen, lp, 2)
     else:  # nobody reads record-header fields: children attach to the layer (nothing is built)
         rec = lay
@@ -456,23 +476,21 @@ def _plaintext_record(ctx: Ctx, lay: Node, buf: bytes, off: int, end: int, src: 
         rend = end
     if ctx.live:
         r = _record_step(ctx, epoch, seq, rend - off)
-        if r[0] or r[1]:
-            ctx.memo.append(r)
+        ctx.memo.append(r)
+        if r:
             ctx.keep = True
-        else:
-            ctx.memo.append(None)
     else:
-        r = ctx.replay()
-    dup, relayed = r if r is not None else (False, False)
-    if relayed:
-        rec.add(FD.relayed_copy, True, off, 0, generated=True)
-    elif dup:
-        rec.add(FD.retransmission, True, off, 0, generated=True)
-        pkt.expert(rec, Severity.NOTE, Group.SEQUENCE,
-                   f"Duplicate record: epoch {epoch} sequence number {seq} already seen on this path", off)
-    n0 = len(ctx.infos)
-    copy = dup or relayed
-    if ct == CT_CID or epoch != 0:
+        r = ctx.replay() or REC_FIRST
+    copy = r != REC_FIRST  # a duplicate or a relayed copy: shown, not counted again
+    if copy:
+        if r == REC_RELAYED:
+            rec.add(FD.relayed_copy, True, off, 0, generated=True)
+        else:
+            rec.add(FD.retransmission, True, off, 0, generated=True)
+            pkt.expert(rec, Severity.NOTE, Group.SEQUENCE,
+                       f"Duplicate record: epoch {epoch} sequence number {seq} already seen on this path", off)
+    n0 = len(ctx.infos) if pkt.tree else 0
+    if epoch or ct == CT_CID:
         _protected(ctx, rec, ct, buf, p, rend, epoch, copy)
         _dec12.decrypt_record(ctx, rec, buf, off, p, rend, src, copy)
     elif ct == CT_HANDSHAKE:
@@ -485,7 +503,7 @@ def _plaintext_record(ctx: Ctx, lay: Node, buf: bytes, off: int, end: int, src: 
         if pkt.tree or FD.app_data.primed:
             rec.add(FD.app_data, bytes(buf[p:rend]), p, rend - p)
         ctx.infos.append("Application Data")
-        if ctx.live and not relayed:
+        if ctx.live and r != REC_RELAYED:
             sess.app_records += 1
             sess.app_seen.add(ctx.dir)
     elif ct == CT_HEARTBEAT:
@@ -783,7 +801,8 @@ def _unified_record(ctx: Ctx, lay: Node, buf: bytes, off: int, end: int, src: in
 def _handshake_record(ctx: Ctx, rec: Node, buf: bytes, p: int, rend: int, src: int, copy: bool) -> None:
     pkt = ctx.pkt
     tree = pkt.tree
-    want_hdr = ctx.plan.hs
+    plan = ctx.plan
+    want_hdr = plan.hs
     while p < rend:
         if rend - p < HANDSHAKE_HEADER:
             hs = rec.add(FD.handshake, None, p, rend - p)
@@ -797,16 +816,16 @@ def _handshake_record(ctx: Ctx, rec: Node, buf: bytes, p: int, rend: int, src: i
         b = p + HANDSHAKE_HEADER
         bend = b + flen
         if want_hdr:
-            hs = rec.add(FD.handshake, None, p, min(bend, rend) - p) if tree or FD.handshake.primed else rec
-            if tree or FD.handshake_type.primed:
+            hs = rec.add(FD.handshake, None, p, min(bend, rend) - p) if plan.handshake else rec
+            if plan.hs_type:
                 hs.add(FD.handshake_type, mt, p, 1)
-            if tree or FD.handshake_length.primed:
+            if plan.hs_length:
                 hs.add(FD.handshake_length, mlen, p + 1, 3)
-            if tree or FD.handshake_message_seq.primed:
+            if plan.hs_seq:
                 hs.add(FD.handshake_message_seq, mseq, p + 4, 2)
-            if tree or FD.handshake_fragment_offset.primed:
+            if plan.hs_offset:
                 hs.add(FD.handshake_fragment_offset, foff, p + 6, 3)
-            if tree or FD.handshake_fragment_length.primed:
+            if plan.hs_frag_length:
                 hs.add(FD.handshake_fragment_length, flen, p + 9, 3)
         else:
             hs = rec

@@ -12,6 +12,7 @@ that offset and decoding of that message stops, the rest of the datagram goes on
 from __future__ import annotations
 
 import datetime as _dt
+import struct
 from typing import Any
 
 from jpdissect.dissectors import dtls_names as N
@@ -55,6 +56,10 @@ def _u(buf: bytes, p: int, n: int, end: int, what: str) -> int:
 # ---------------------------------------------------------------------------
 # Cheap scans for the session table
 
+#: RFC 5246 §7.4.1.4: extension_type(2) extension_data length(2).
+_EXT_HEADER = struct.Struct(">HH")
+_CID_EXTENSIONS = frozenset({EXT_CID, EXT_CID_OLD})
+
 
 def _hello_ext_scan(buf: bytes, p: int, end: int, out: dict[str, Any], server: bool) -> None:
     if p + 2 > end:
@@ -63,12 +68,11 @@ def _hello_ext_scan(buf: bytes, p: int, end: int, out: dict[str, Any], server: b
     p += 2
     stop = min(end, p + elen)
     while p + 4 <= stop:
-        et = (buf[p] << 8) | buf[p + 1]
-        ln = (buf[p + 2] << 8) | buf[p + 3]
+        et, ln = _EXT_HEADER.unpack_from(buf, p)
         d = p + 4
         if d + ln > stop:
             return
-        if et in (EXT_CID, EXT_CID_OLD) and ln >= 1 and 1 + buf[d] <= ln:
+        if et in _CID_EXTENSIONS and ln >= 1 and 1 + buf[d] <= ln:
             out["cid"] = bytes(buf[d + 1:d + 1 + buf[d]])
         elif et == EXT_SUPPORTED_VERSIONS:
             if server and ln == 2:

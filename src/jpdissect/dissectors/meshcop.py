@@ -204,10 +204,14 @@ def dissect_meshcop(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bo
     else:
         tlvs, errors = decode_tlvs(buf, off, end)
     dtls_tlv: Tlv | None = None
+    # TLV fields for a tree or a primed meshcop field; value decoders that also check the
+    # value (_CHECKED) run in every mode.
+    record = pkt.tree or P.primed
     for i, t in enumerate(tlvs):
         if i >= MAX_TLVS_SHOWN:
             break
-        _tlv(pkt, lay, buf, t)
+        if record or t.type in _CHECKED:
+            _tlv(pkt, lay, buf, t)
         if t.type == JOINER_DTLS_ENCAPSULATION and dtls_tlv is None:
             dtls_tlv = t
     for e in errors:
@@ -242,9 +246,15 @@ def _relay(pkt: Packet, lay: Node, buf: bytes, src: int, uri: str, relay: Any, t
                 generated=True)
     if relay.kek is not None:
         _store_kek(pkt, relay.kek)
-    state_tlvs = [t for t in tlvs if t.type in (JOINER_UDP_PORT, JOINER_IID, JOINER_ROUTER_LOCATOR)]
-    s0 = min(t.offset for t in state_tlvs)
-    s1 = max(t.end for t in state_tlvs)
+    # The JP state the relay echoes: from the first to the end of the last state TLV.
+    s0 = s1 = -1
+    for t in tlvs:
+        if t.type in _STATE_TLVS:
+            te = t.offset + t.header_len + t.length
+            if s0 < 0 or t.offset < s0:
+                s0 = t.offset
+            if te > s1:
+                s1 = te
     state = bytes(buf[s0:s1])
     pledge = (joiner_ll, relay.joiner_port)
     direction = "up" if uri == "c/rx" else "down"
@@ -301,8 +311,6 @@ def _call_dtls(pkt: Packet, buf: bytes, off: int, end: int, src: int, key: objec
 
 
 def _tlv(pkt: Packet, lay: Node, buf: bytes, t: Tlv) -> None:
-    if not (pkt.tree or P.primed) and t.type not in _CHECKED:
-        return  # nothing to record (value decoders that also check the value run in every mode)
     want = pkt.tree or FM.tlv.primed
     node = lay.add(FM.tlv, None, t.offset, t.header_len + t.length,
                    label=f"{tlv_name(t.type)} TLV" if pkt.tree else None) if want else lay
@@ -474,6 +482,8 @@ _VALUE: dict[int, Callable[[Packet, Node, bytes, int, int], None]] = {
 }
 #: TLV types whose value decoder reports malformed values itself, with or without fields.
 _CHECKED = frozenset({53})
+#: The relay TLVs that make up the JP state a c/rx carries and its c/tx echoes.
+_STATE_TLVS = frozenset({JOINER_UDP_PORT, JOINER_IID, JOINER_ROUTER_LOCATOR})
 # Every TLV type the codec names has a value decoder (the names stay in the codec's one table).
 assert set(TLVS) <= set(_VALUE), sorted(set(TLVS) - set(_VALUE))
 

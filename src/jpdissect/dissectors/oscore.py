@@ -162,8 +162,10 @@ def dissect_protected(pkt: Packet, buf: bytes, off: int, end: int, src: int,
                       opt: OscoreOption, request: dict[str, object] | None) -> None:
     """The OSCORE layer: option pieces, then the payload as ciphertext + tag (RFC 8613 §5)."""
     lay = pkt.add_layer(P, off, end - off, src)
-    add_option_fields(pkt, lay, opt)
-    if request is not None:
+    fields = pkt.tree or P.primed  # field bookkeeping only when a tree or an oscore field wants it
+    if fields:
+        add_option_fields(pkt, lay, opt)
+    if request is not None and fields:
         rf = request.get("frame")
         if isinstance(rf, int) and rf != pkt.number:
             lay.add(FO.request_in, rf, 0, 0, generated=True)
@@ -173,7 +175,8 @@ def dissect_protected(pkt: Packet, buf: bytes, off: int, end: int, src: int,
                 if isinstance(v, bytes):
                     lay.add(fd, v, 0, 0, generated=True)
     n = end - off
-    lay.add(FO.protected_length, n, off, n, generated=True)
+    if fields:
+        lay.add(FO.protected_length, n, off, n, generated=True)
     tag_len = pkt.cap.pref("oscore.tag_length") if pkt.cap is not None else DEFAULT_TAG_LEN
     if n < tag_len:
         pkt.malformed(lay, f"RFC 8613 §5: protected payload of {n} bytes is shorter than the "
