@@ -35,6 +35,9 @@ from pathlib import Path
 
 import cbor2
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import child_env  # noqa: E402 - the benchmarks' one definition of a clean child environment
+
 ROOT = Path(__file__).resolve().parent.parent
 FIX = ROOT / "tests" / "data" / "decrypt"
 
@@ -192,7 +195,7 @@ def read_cli_once(path: str, prefs: dict) -> tuple[float, float, int, int]:
     for name, value in prefs.items():
         cmd += [CLI_FLAG[name], value]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=child_env())
     _, status, ru = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     if status != 0:

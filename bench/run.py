@@ -108,9 +108,25 @@ def _session_rss(sid: int) -> int:
     return total
 
 
+#: Interpreter settings that a developer's or CI shell may export but a user's does not, and that
+#: slow every Python tool measured here: no bytecode cache (every module compiled from source at
+#: each start) and unbuffered stdout (a system call per printed line).
+PYTHON_DEBUG_ENV = ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED")
+
+
+def child_env() -> dict[str, str]:
+    """The environment the measured tools run in: this one minus :data:`PYTHON_DEBUG_ENV`."""
+    return {k: v for k, v in os.environ.items() if k not in PYTHON_DEBUG_ENV}
+
+
 def measure(cmd: Sequence[str], stdout: str = "/dev/null", timeout: float = 3600.0,
             env: dict[str, str] | None = None) -> Measured:
-    """Run ``cmd`` as a new session; wall time, CPU time and peak RSS of that child only."""
+    """Run ``cmd`` as a new session; wall time, CPU time and peak RSS of that child only.
+
+    ``env`` defaults to :func:`child_env`, for every tool alike.
+    """
+    if env is None:
+        env = child_env()
     fd, name = tempfile.mkstemp(prefix="jpdissect-bench-stderr.")
     os.close(fd)
     err_path = Path(name)
@@ -485,6 +501,9 @@ def environment(cap_info: dict[str, object]) -> str:
         f"- Python {platform.python_version()}; jpdissect {_version('jpdissect')} ({rev}); "
         f"{tshark_version()}; scapy {_version('scapy')}; pyshark {_version('pyshark')}",
         "- capture: " + ", ".join(f"{k}={v}" for k, v in cap_info.items()),
+        "- every tool runs without " + ", ".join(PYTHON_DEBUG_ENV)
+        + " (unset for the children if this shell had them: "
+        + (", ".join(k for k in PYTHON_DEBUG_ENV if k in os.environ) or "it had none") + ")",
     ]
     return "\n".join(lines)
 
