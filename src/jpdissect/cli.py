@@ -133,6 +133,7 @@ def cmd_read(args: argparse.Namespace) -> int:
     quiet = args.q or (args.w is not None and not args.P)
     emit = None
     closer = None
+    fw = None
     if not quiet:
         if args.T == "fields":
             fw = FieldsWriter(out, fields, fopts)
@@ -184,17 +185,21 @@ def cmd_read(args: argparse.Namespace) -> int:
                 status = 2
     except BrokenPipeError:
         # `| head` closed the pipe: not an error for a filter-style tool.
+        fw = None  # nobody is left to read batched lines
         try:
             sys.stdout = open("/dev/null", "w")  # noqa: SIM115 - silence the final flush
         except OSError:
             pass
         return 0
     except KeyboardInterrupt:
-        if closer is not None and args.T == "fields":
-            closer()  # the lines of every frame dissected so far (not json's closing bracket)
+        if fw is not None:
+            fw.flush()  # the lines of every frame dissected so far
+            fw = None
         out.flush()
         return 130
     finally:
+        if fw is not None:
+            fw.flush()  # an unexpected error: the frames already read are still printed
         if writer is not None:
             writer.close()
     return status
