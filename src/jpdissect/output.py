@@ -94,6 +94,45 @@ class FieldsWriter:
         self._lines: list[str] = []
         if opts.header:
             out.write(opts.separator.join(fields) + "\n")
+        if opts.occurrence == "a" and not opts.quote:
+            self.write = self._compile()  # type: ignore[method-assign]
+
+    def _compile(self) -> Callable[[Packet], None]:
+        """``write`` for the common options (every occurrence, no quotes) as straight-line code.
+
+        The generic loop below spends more on unpacking its per-field plan and re-testing options
+        than on the values; generated code, one block per ``-e`` field with its formatter bound by
+        name, does the same cell by cell. Only plan positions and ``repr`` of validated field
+        names reach the source text.
+        """
+        ns: dict[str, Any] = {"self": self, "AGG": self.opts.aggregator, "SEP": self.opts.separator,
+                              "LINES": self._lines}
+        body = ["def write(pkt):", "    get = pkt.index.get"]
+        for i, (abbrev, fmt, fmt_value, synth) in enumerate(self._plan):
+            ns[f"F{i}"], ns[f"V{i}"], ns[f"S{i}"] = fmt, fmt_value, synth
+            if synth is None:
+                missing = f"c{i} = ''"
+            else:
+                missing = (f"v = S{i}(pkt); "
+                           f"c{i} = AGG.join([V{i}(x) for x in v]) if v else ''")
+            body += [
+                f"    n = get({abbrev!r})",
+                "    if n is None:",
+                f"        {missing}",
+                "    elif len(n) == 1:",
+                "        v = n[0].value",
+                f"        c{i} = F{i}(v) if v is not None else V{i}(v)",
+                "    else:",
+                f"        c{i} = AGG.join([V{i}(x.value) for x in n])",
+            ]
+        cells = ", ".join(f"c{i}" for i in range(len(self._plan)))
+        body += [
+            f"    LINES.append(SEP.join(({cells},)))",
+            "    if len(LINES) >= self.BATCH:",
+            "        self.flush()",
+        ]
+        exec("\n".join(body), ns)  # noqa: S102 - code built above from positions, not from input
+        return ns["write"]  # type: ignore[no-any-return]
 
     def write(self, pkt: Packet) -> None:
         opts = self.opts
