@@ -361,7 +361,11 @@ class Engine:
         return None
 
     def call_table(self, table: str, key: Any, pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
-        fn = self.lookup(table, key)
+        # lookup()'s memo read in line: every frame dispatches through three or more tables.
+        res = self._resolved.get(table)
+        fn = res.get(key, _UNRESOLVED) if res is not None else _UNRESOLVED
+        if fn is _UNRESOLVED:
+            fn = self.lookup(table, key)
         if fn is None:
             return False
         return fn(pkt, buf, off, end, src)

@@ -115,13 +115,14 @@ def ethertype(
     60-byte minimum).  Unknown types go to data with the Ethertype as the
     Protocol column and its name as Info, as tshark does.
     """
-    if not pkt.cap.lean or P_ETHERTYPE.primed:
+    cap = pkt.cap
+    if not cap.lean or P_ETHERTYPE.primed:
         prev = pkt.protocol
         pkt.add_layer(P_ETHERTYPE, off, 0, src)
         pkt.protocol = prev
     pend = payload_end(etype, buf, off, end)
-    if not pkt.cap.call_table("ethertype", etype, pkt, buf, off, pend, src):
-        pkt.cap.call_data(pkt, buf, off, pend, src)
+    if not cap.call_table("ethertype", etype, pkt, buf, off, pend, src):
+        cap.call_data(pkt, buf, off, pend, src)
         if pkt.cols:
             pkt.protocol = f"0x{etype:04x}"
             name = ETHERTYPE_NAMES.get(etype)
@@ -187,7 +188,7 @@ def dissect_eth(pkt: Packet, buf: bytes, off: int, end: int, src: int) -> bool:
     if pkt.cols:
         pkt.info = "Ethernet II"
         pkt.src, pkt.dst = ether_str(srcmac), ether_str(dst)
-    want = wants(pkt, P_ETH)
+    want = pkt.tree or P_ETH.primed  # wants(pkt, P_ETH), in line: every Ethernet frame asks
     if want:
         tree = pkt.tree
         if tree:
