@@ -9,7 +9,8 @@ a second capture read in the same process starts clean.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from operator import attrgetter
 from typing import Any
 
 from jpdissect.capture import Frame
@@ -50,20 +51,22 @@ FF = P_FRAME.declare(
 )
 
 P_DATA = Protocol("data", "Data", "DATA")
-# frame.* values in tree order: (field, getter(packet, frame), generated)
-_FRAME_VALUES: tuple[tuple[Any, Any, bool], ...] = (
-    (FF.interface_id, lambda p, f: f.interface_id, False),
-    (FF.encap_type, lambda p, f: WTAP_ENCAP.get(f.linktype, WTAP_ENCAP_UNKNOWN), False),
-    (FF.time, lambda p, f: f.ts_ns, False),
-    (FF.time_epoch, lambda p, f: f.ts_ns, False),
-    (FF.time_delta, lambda p, f: p.delta_ns, True),
-    (FF.time_delta_displayed, lambda p, f: p.delta_displayed_ns, True),
-    (FF.time_relative, lambda p, f: p.rel_ns, True),
-    (FF.number, lambda p, f: p.number, False),
-    (FF.len, lambda p, f: f.wirelen, False),
-    (FF.cap_len, lambda p, f: p.caplen, False),
-    (FF.marked, lambda p, f: False, True),
-    (FF.ignored, lambda p, f: False, True),
+# frame.* values in tree order: (field, getter(packet), generated). They are the packet's own
+# attributes, so outside a tree they are not recorded at all but read on demand (SYNTHETIC, below):
+# a -T fields run asking for frame.number then makes no node for it.
+_FRAME_VALUES: tuple[tuple[Any, Callable[[Packet], Any], bool], ...] = (
+    (FF.interface_id, attrgetter("interface_id"), False),
+    (FF.encap_type, lambda p: WTAP_ENCAP.get(p.linktype, WTAP_ENCAP_UNKNOWN), False),
+    (FF.time, attrgetter("ts_ns"), False),
+    (FF.time_epoch, attrgetter("ts_ns"), False),
+    (FF.time_delta, attrgetter("delta_ns"), True),
+    (FF.time_delta_displayed, attrgetter("delta_displayed_ns"), True),
+    (FF.time_relative, attrgetter("rel_ns"), True),
+    (FF.number, attrgetter("number"), False),
+    (FF.len, attrgetter("wirelen"), False),
+    (FF.cap_len, attrgetter("caplen"), False),
+    (FF.marked, lambda p: False, True),
+    (FF.ignored, lambda p: False, True),
 )
 
 FD = P_DATA.declare(
@@ -87,6 +90,15 @@ SYNTHETIC["_ws.expert.severity"] = lambda p: [int(e.severity) for e in p.experts
 SYNTHETIC["_ws.expert.group"] = lambda p: [e.group.value for e in p.experts]
 SYNTHETIC["_ws.malformed"] = lambda p: [None] * any(lay.malformed for lay in p.layers)
 SYNTHETIC["frame.protocols"] = lambda p: [p.protocols]
+SYNTHETIC["frame.comment"] = lambda p: list(p.comments)
+
+
+def _frame_value(get: Callable[[Packet], Any]) -> Callable[[Packet], list[Any]]:
+    return lambda p: [get(p)]
+
+
+for _fd, _get, _gen in _FRAME_VALUES:
+    SYNTHETIC[_fd.abbrev] = _frame_value(_get)
 
 # frame.encap_type is Wireshark's own encapsulation number (wiretap's WTAP_ENCAP_*), not the
 # pcap/pcapng link type the file stores: the mapping below is what tshark 4.0 prints for each
@@ -243,7 +255,6 @@ class Engine:
         self._heur = registry.heuristics
         self._post = registry.postdissectors
         # Which frame.* fields to fill, decided once: fields are primed before an engine is made.
-        self._frame_plan = [e for e in _FRAME_VALUES if tree or e[0].primed]
 
     # -- driving ---------------------------------------------------------
     def dissect(self, frame: Frame) -> Packet:
@@ -271,7 +282,7 @@ class Engine:
         data = frame.data
         n = len(data)
         lay = pkt.add_layer(P_FRAME, 0, n)
-        if pkt.tree or P_FRAME.primed:
+        if pkt.tree:
             self._frame_fields(pkt, lay, frame)
         try:
             if not self.call_table("wtap_encap", frame.linktype, pkt, data, 0, n, 0):
@@ -301,19 +312,18 @@ class Engine:
             yield self.dissect(fr)
 
     def _frame_fields(self, pkt: Packet, lay: Any, frame: Frame) -> None:
+        """The frame subtree (tree only: outside a tree the same values are SYNTHETIC)."""
         add = lay.add
-        for fd, get, generated in self._frame_plan:
-            add(fd, get(pkt, frame), 0, 0, generated=generated)
-        if frame.comments and (pkt.tree or FF.comment.primed):
-            for c in frame.comments:
-                add(FF.comment, c, 0, 0)
-        if pkt.tree:
-            n = pkt.caplen
-            lay.label = (
-                f"Frame {pkt.number}: {frame.wirelen} bytes on wire ({frame.wirelen * 8} bits), "
-                f"{n} bytes captured ({n * 8} bits)"
-                + (f" on interface {frame.interface_id}" if frame.interface_id else "")
-            )
+        for fd, get, generated in _FRAME_VALUES:
+            add(fd, get(pkt), 0, 0, generated=generated)
+        for c in frame.comments:
+            add(FF.comment, c, 0, 0)
+        n = pkt.caplen
+        lay.label = (
+            f"Frame {pkt.number}: {frame.wirelen} bytes on wire ({frame.wirelen * 8} bits), "
+            f"{n} bytes captured ({n * 8} bits)"
+            + (f" on interface {frame.interface_id}" if frame.interface_id else "")
+        )
 
     # -- calling dissectors ---------------------------------------------
     def pref(self, name: str) -> Any:

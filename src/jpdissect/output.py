@@ -113,8 +113,9 @@ class FieldsWriter:
             if synth is None:
                 missing = f"c{i} = ''"
             else:
-                missing = (f"v = S{i}(pkt); "
-                           f"c{i} = AGG.join([V{i}(x) for x in v]) if v else ''")
+                # Most synthetic fields have one value (frame.number, frame.len...): no join then.
+                missing = (f"v = S{i}(pkt); c{i} = (F{i}(v[0]) if v[0] is not None else V{i}(None)) "
+                           f"if len(v) == 1 else AGG.join([V{i}(x) for x in v])")
             body += [
                 f"    n = get({abbrev!r})",
                 "    if n is None:",
