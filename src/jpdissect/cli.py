@@ -116,8 +116,11 @@ def cmd_read(args: argparse.Namespace) -> int:
             _err(str(exc))
             reader.close()
             return 1
-    elif tree or cols:
-        jp.install(engine)  # the jp layer in the tree and columns; -e without jp.* needs none of it
+    elif tree or jp.wanted():
+        # The jp layer in the tree, or for jp.* fields and filters in one pass. The summary lines
+        # never show it: tracking every pledge session for them cost a fifth of the time and
+        # memory that grew with the capture (the tracker keeps every observation).
+        jp.install(engine)
 
     out: TextIO = sys.stdout
     writer = None

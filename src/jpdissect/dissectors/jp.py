@@ -87,6 +87,11 @@ def starts_like_dtls(buf: bytes, off: int, end: int) -> bool:
         buf[off + 2] in (0xFF, 0xFD, 0xFC)
 
 
+def wanted() -> bool:
+    """Whether any jp field is primed (-e, -Y): only then, or with a tree, is the jp layer shown."""
+    return _primed()
+
+
 def _primed() -> bool:
     primed = getattr(P, "primed", None)  # the model's per-protocol flag, where it exists
     if primed is not None:
