@@ -24,6 +24,7 @@ from jpdissect.model import (
     SYNTHETIC,
     F,
     Group,
+    Layer,
     Packet,
     Protocol,
     Severity,
@@ -99,6 +100,21 @@ def _frame_value(get: Callable[[Packet], Any]) -> Callable[[Packet], list[Any]]:
 
 for _fd, _get, _gen in _FRAME_VALUES:
     SYNTHETIC[_fd.abbrev] = _frame_value(_get)
+
+
+def _frame_fields(pkt: Packet, lay: Layer) -> None:
+    """The frame subtree (tree only: outside a tree the same values are SYNTHETIC)."""
+    add = lay.add
+    for fd, get, generated in _FRAME_VALUES:
+        add(fd, get(pkt), 0, 0, generated=generated)
+    for c in pkt.comments:
+        add(FF.comment, c, 0, 0)
+    n, wire = pkt.caplen, pkt.wirelen
+    lay.label = (
+        f"Frame {pkt.number}: {wire} bytes on wire ({wire * 8} bits), {n} bytes captured ({n * 8} bits)"
+        + (f" on interface {pkt.interface_id}" if pkt.interface_id else "")
+    )
+
 
 # frame.encap_type is Wireshark's own encapsulation number (wiretap's WTAP_ENCAP_*), not the
 # pcap/pcapng link type the file stores: the mapping below is what tshark 4.0 prints for each
@@ -254,7 +270,6 @@ class Engine:
         self._tables = registry.tables
         self._heur = registry.heuristics
         self._post = registry.postdissectors
-        # Which frame.* fields to fill, decided once: fields are primed before an engine is made.
 
     # -- driving ---------------------------------------------------------
     def dissect(self, frame: Frame) -> Packet:
@@ -283,7 +298,7 @@ class Engine:
         n = len(data)
         lay = pkt.add_layer(P_FRAME, 0, n)
         if pkt.tree:
-            self._frame_fields(pkt, lay, frame)
+            _frame_fields(pkt, lay)
         try:
             if not self.call_table("wtap_encap", frame.linktype, pkt, data, 0, n, 0):
                 self.call_data(pkt, data, 0, n, 0)
@@ -310,20 +325,6 @@ class Engine:
     def run(self, frames: Iterable[Frame]) -> Iterator[Packet]:
         for fr in frames:
             yield self.dissect(fr)
-
-    def _frame_fields(self, pkt: Packet, lay: Any, frame: Frame) -> None:
-        """The frame subtree (tree only: outside a tree the same values are SYNTHETIC)."""
-        add = lay.add
-        for fd, get, generated in _FRAME_VALUES:
-            add(fd, get(pkt), 0, 0, generated=generated)
-        for c in frame.comments:
-            add(FF.comment, c, 0, 0)
-        n = pkt.caplen
-        lay.label = (
-            f"Frame {pkt.number}: {frame.wirelen} bytes on wire ({frame.wirelen * 8} bits), "
-            f"{n} bytes captured ({n * 8} bits)"
-            + (f" on interface {frame.interface_id}" if frame.interface_id else "")
-        )
 
     # -- calling dissectors ---------------------------------------------
     def pref(self, name: str) -> Any:

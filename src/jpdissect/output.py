@@ -94,38 +94,50 @@ class FieldsWriter:
         self._lines: list[str] = []
         if opts.header:
             out.write(opts.separator.join(fields) + "\n")
-        if opts.occurrence == "a" and not opts.quote:
-            self.write = self._compile()  # type: ignore[method-assign]
+        #: One packet in, one line buffered: generated for these options (see :meth:`_compile`).
+        self.write: Callable[[Packet], None] = self._compile()
 
     def _compile(self) -> Callable[[Packet], None]:
-        """``write`` for the common options (every occurrence, no quotes) as straight-line code.
+        """``write`` for these fields and options, as straight-line code.
 
-        The generic loop below spends more on unpacking its per-field plan and re-testing options
+        A loop over the fields spent more on unpacking its per-field plan and re-testing options
         than on the values; generated code, one block per ``-e`` field with its formatter bound by
-        name, does the same cell by cell. Only plan positions and ``repr`` of validated field
-        names reach the source text.
+        name and the options decided here, does the same cell by cell. Only plan positions and
+        ``repr`` of validated field names reach the source text.
         """
-        ns: dict[str, Any] = {"self": self, "AGG": self.opts.aggregator, "SEP": self.opts.separator,
-                              "LINES": self._lines}
+        opts = self.opts
+        occ = opts.occurrence
+        ns: dict[str, Any] = {"self": self, "AGG": opts.aggregator, "SEP": opts.separator,
+                              "Q": opts.quote, "OCC": occ, "LINES": self._lines,
+                              "select_occurrence": select_occurrence}
         body = ["def write(pkt):", "    get = pkt.index.get"]
         for i, (abbrev, fmt, fmt_value, synth) in enumerate(self._plan):
             ns[f"F{i}"], ns[f"V{i}"], ns[f"S{i}"] = fmt, fmt_value, synth
-            if synth is None:
-                missing = f"c{i} = ''"
+            body.append(f"    n = get({abbrev!r})")
+            if occ != "a":
+                missing = "[]" if synth is None else f"S{i}(pkt)"
+                body += [
+                    f"    v = [x.value for x in n] if n is not None else {missing}",
+                    f"    c{i} = AGG.join([V{i}(x) for x in select_occurrence(v, OCC)])",
+                ]
             else:
-                # Most synthetic fields have one value (frame.number, frame.len...): no join then.
-                missing = (f"v = S{i}(pkt); c{i} = (F{i}(v[0]) if v[0] is not None else V{i}(None)) "
-                           f"if len(v) == 1 else AGG.join([V{i}(x) for x in v])")
-            body += [
-                f"    n = get({abbrev!r})",
-                "    if n is None:",
-                f"        {missing}",
-                "    elif len(n) == 1:",
-                "        v = n[0].value",
-                f"        c{i} = F{i}(v) if v is not None else V{i}(v)",
-                "    else:",
-                f"        c{i} = AGG.join([V{i}(x.value) for x in n])",
-            ]
+                if synth is None:
+                    missing = f"c{i} = ''"
+                else:
+                    # Most synthetic fields have one value (frame.number, frame.len...): no join.
+                    missing = (f"v = S{i}(pkt); c{i} = (F{i}(v[0]) if v[0] is not None else V{i}(None)) "
+                               f"if len(v) == 1 else AGG.join([V{i}(x) for x in v])")
+                body += [
+                    "    if n is None:",
+                    f"        {missing}",
+                    "    elif len(n) == 1:",
+                    "        v = n[0].value",
+                    f"        c{i} = F{i}(v) if v is not None else V{i}(v)",
+                    "    else:",
+                    f"        c{i} = AGG.join([V{i}(x.value) for x in n])",
+                ]
+            if opts.quote:
+                body.append(f"    if c{i}: c{i} = Q + c{i} + Q")
         cells = ", ".join(f"c{i}" for i in range(len(self._plan)))
         body += [
             f"    LINES.append(SEP.join(({cells},)))",
@@ -134,40 +146,6 @@ class FieldsWriter:
         ]
         exec("\n".join(body), ns)  # noqa: S102 - code built above from positions, not from input
         return ns["write"]  # type: ignore[no-any-return]
-
-    def write(self, pkt: Packet) -> None:
-        opts = self.opts
-        occ = opts.occurrence
-        agg = opts.aggregator
-        index = pkt.index
-        cells = []
-        add = cells.append
-        for abbrev, fmt, fmt_value, synth in self._plan:
-            nodes = index.get(abbrev)
-            if nodes is None:
-                if synth is None:
-                    add("")
-                    continue
-                vals = synth(pkt)
-                if not vals:
-                    add("")
-                    continue
-            elif len(nodes) == 1 and occ == "a":
-                v = nodes[0].value
-                add(fmt(v) if v is not None else fmt_value(v))
-                continue
-            else:
-                vals = [n.value for n in nodes]
-            if occ != "a":
-                vals = select_occurrence(vals, occ)
-            add(agg.join([fmt_value(v) for v in vals]))
-        if opts.quote:
-            q = opts.quote
-            cells = [f"{q}{c}{q}" if c else c for c in cells]
-        lines = self._lines
-        lines.append(opts.separator.join(cells))
-        if len(lines) >= self.BATCH:
-            self.flush()
 
     def flush(self) -> None:
         """Hand the buffered lines to the stream (call before flushing it or reporting errors)."""

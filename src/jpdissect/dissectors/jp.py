@@ -89,10 +89,6 @@ def starts_like_dtls(buf: bytes, off: int, end: int) -> bool:
 
 def wanted() -> bool:
     """Whether any jp field is primed (-e, -Y): only then, or with a tree, is the jp layer shown."""
-    return _primed()
-
-
-def _primed() -> bool:
     primed = getattr(P, "primed", None)  # the model's per-protocol flag, where it exists
     if primed is not None:
         return bool(primed)
@@ -143,7 +139,7 @@ def postdissect(pkt: Packet) -> None:
         return
     st = cap.state
     table: S.SessionTable | None = st.get(S.STATE_TABLE)
-    want = pkt.tree or _primed()
+    want = pkt.tree or wanted()
     if table is not None and not want:
         return  # the second pass only shows; the first one did the tracking
     found = observe(pkt)
